@@ -1,0 +1,87 @@
+"""Shared fixtures: the ../shared reference folder, tiny models, random one-hot DNA."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from enformer import Enformer, EnformerConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_root() -> Path:
+    """The shared reference folder: $ENFORMER_SHARED, else ../shared beside the checkout."""
+    env = os.environ.get("ENFORMER_SHARED")
+    return Path(env) if env else REPO.parent / "shared"
+
+
+def _shared_required() -> bool:
+    return os.environ.get("ENFORMER_REQUIRE_SHARED", "") not in ("", "0") or os.environ.get(
+        "CI", ""
+    ).lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """Path of the shared folder; skips (or fails under CI) when it is missing."""
+    root = shared_root()
+    if not (root / "vectors").is_dir() or not (root / "data").is_dir():
+        msg = (
+            f"shared reference folder not found at {root} "
+            "(set ENFORMER_SHARED to its location)"
+        )
+        if _shared_required():
+            pytest.fail(msg + "; CI/ENFORMER_REQUIRE_SHARED demands it", pytrace=False)
+        pytest.skip(msg)
+    return root
+
+
+@pytest.fixture(scope="session")
+def shared_data(shared: Path) -> Path:
+    return shared / "data"
+
+
+@pytest.fixture(scope="session")
+def vectors(shared: Path) -> Path:
+    return shared / "vectors" / "public"
+
+
+@pytest.fixture
+def tiny_config() -> EnformerConfig:
+    return EnformerConfig.tiny()
+
+
+@pytest.fixture
+def tiny_model(tiny_config) -> Enformer:
+    torch.manual_seed(0)
+    model = Enformer(tiny_config).eval()
+    randomize_batch_norm(model, seed=0)
+    return model
+
+
+def randomize_batch_norm(model: torch.nn.Module, seed: int = 0) -> None:
+    """Give every BatchNorm non-trivial statistics and affine parameters."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+
+
+def random_onehot(batch: int, length: int, seed: int = 0, n_frac: float = 0.0) -> torch.Tensor:
+    """Random one-hot DNA ``(batch, length, 4)`` float32; ``n_frac`` of rows are N (zeros)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, 4, size=(batch, length))
+    x = np.eye(4, dtype=np.float32)[idx]
+    if n_frac:
+        x[rng.random((batch, length)) < n_frac] = 0
+    return torch.from_numpy(x)
