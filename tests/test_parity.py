@@ -58,12 +58,12 @@ def _run(model, io):
     x = torch.from_numpy(io["inputs_onehot"].astype(np.float32))
     with torch.inference_mode():
         xc = model._prepare(x)
-        conv = model.trunk.conv(xc)  # (B, C, T)
-        trans = model.trunk.attend(conv.transpose(1, 2))  # (B, T, C)
+        conv = model.trunk.conv(xc)  # (B, T, C)
+        trans = model.trunk.attend(conv)  # (B, T, C)
         emb = model.trunk.finish(trans)
         out = model.heads_forward(emb)
     return {
-        "conv_tower_out": conv[0].transpose(0, 1).numpy(),
+        "conv_tower_out": conv[0].numpy(),
         "transformer_out": trans[0].numpy(),
         "trunk": emb.numpy(),
         "human": out["human"][:, io["head_bins"]].numpy(),

@@ -152,17 +152,22 @@ class MultiheadAttention(nn.Module):
         keys = self.k_layer(x).view(b, t, h, k).transpose(1, 2)  # (B, H, T, K)
         values = self.v_layer(x).view(b, t, h, v).transpose(1, 2)  # (B, H, T, V)
         q = q * (k**-0.5)  # scaled before the learned biases are added
-        bias = self.relative_logits_bias(q, t)  # (B, H, T, T)
+        bias = self.relative_logits_bias(q, t)  # (B, H, T, T) strided view
         dropout = self.attention_dropout_rate if self.training else 0.0
-        if self.attention_hook is None:
+        if self.attention_hook is None and x.device.type == "cuda":
+            # Fused attention kernels with the relative logits as an additive bias.
             out = F.scaled_dot_product_attention(
                 q + self.r_w_bias, keys, values, attn_mask=bias, dropout_p=dropout, scale=1.0
             )  # (B, H, T, V)
         else:
-            logits = torch.matmul(q + self.r_w_bias, keys.transpose(-1, -2)) + bias
+            # logits = shifted relative logits + content logits, in one buffer.
+            logits = torch.matmul(q + self.r_w_bias, keys.transpose(-1, -2))  # (B, H, T, T)
+            logits = logits.add_(bias) if not logits.requires_grad else logits + bias
             weights = torch.softmax(logits, dim=-1)  # (B, H, T, T)
-            self.attention_hook(self, weights)
-            weights = F.dropout(weights, dropout, self.training)
+            if self.attention_hook is not None:
+                self.attention_hook(self, weights)
+            if dropout:
+                weights = F.dropout(weights, dropout, self.training)
             out = torch.matmul(weights, values)  # (B, H, T, V)
         out = out.transpose(1, 2).reshape(b, t, h * v)  # (B, T, H*V)
         return self.embedding_layer(out)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from . import fast
 from .attention import MultiheadAttention
 from .config import EnformerConfig
 from .layers import ConvBlock, ConvTowerBlock, Stem, crop_to_target, gelu
@@ -131,11 +132,20 @@ class Trunk(nn.Module):
         return block(x)
 
     def conv(self, x: torch.Tensor) -> torch.Tensor:
-        """Stem and conv tower: one-hot ``(B, 4, L)`` channels-first -> ``(B, C, L/2**P)``."""
-        x = self._run(self.stem, x)
+        """Stem and conv tower: one-hot ``(B, L, 4)`` -> ``(B, L/2**P, C)``, channels-last.
+
+        In eval mode without autograd this runs the tiled kernels of
+        :mod:`enformer.model.fast`; otherwise the ``nn.Conv1d`` modules, channels-first.
+        """
+        if not self.training and not torch.is_grad_enabled():
+            h = fast.stem_forward(self.stem, x.contiguous())
+            for block in self.conv_tower:
+                h = fast.tower_block_forward(block, h)
+            return h
+        h = self._run(self.stem, x.transpose(1, 2))  # (B, C/2, L/2)
         for block in self.conv_tower:
-            x = self._run(block, x)
-        return x
+            h = self._run(block, h)
+        return h.transpose(1, 2)  # (B, T, C)
 
     def attend(self, x: torch.Tensor) -> torch.Tensor:
         """Transformer over bins: ``(B, T, C) -> (B, T, C)``."""
@@ -149,9 +159,9 @@ class Trunk(nn.Module):
         return self.final_pointwise(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """One-hot ``(B, 4, L)`` channels-first -> embedding ``(B, bins, 2C)``."""
-        x = self.conv(x)  # (B, C, T)
-        x = self.attend(x.transpose(1, 2))  # (B, T, C)
+        """One-hot ``(B, L, 4)`` -> embedding ``(B, bins, 2C)``."""
+        x = self.conv(x)  # (B, T, C)
+        x = self.attend(x)  # (B, T, C)
         return self.finish(x)
 
 
@@ -194,7 +204,7 @@ class Enformer(nn.Module):
 
     # ------------------------------------------------------------------ input
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """Check ``(B, L, 4)``, crop 393,216 bp inputs, cast, and go channels-first."""
+        """Check ``(B, L, 4)``, crop 393,216 bp inputs and cast to the model's dtype."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(
                 f"expected a torch.Tensor of shape (batch, length, 4), got {type(x).__name__}; "
@@ -230,7 +240,7 @@ class Enformer(nn.Module):
         dtype = self.trunk.stem.conv1_d.weight.dtype
         if x.dtype != dtype:
             x = x.to(dtype)
-        return x.transpose(1, 2)  # (B, 4, L)
+        return x
 
     # ---------------------------------------------------------------- forward
     def embed(self, x: torch.Tensor) -> torch.Tensor:
