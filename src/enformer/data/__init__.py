@@ -1,0 +1,1 @@
+"""Data: DNA sequences, genome access, tracks and datasets (never imports ``enformer.model``)."""
