@@ -15,7 +15,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["stem_forward", "tower_block_forward", "bn_affine", "conv_matrix"]
+__all__ = [
+    "bn_affine",
+    "block_rows",
+    "conv_matrix",
+    "stem_forward",
+    "stem_rows",
+    "tower_block_forward",
+]
 
 # Rows per tile of the conv stages (output rows before pooling); even, so pools align.
 TILE_ROWS = 2048
@@ -78,56 +85,87 @@ def _pointwise_residual_and_pool(
     torch.addcmul(z1, diff, logits, out=out)
 
 
-def stem_forward(stem, x: torch.Tensor, tile_rows: int = TILE_ROWS) -> torch.Tensor:
-    """Stem on one-hot ``x`` ``(B, L, 4)`` channels-last -> ``(B, L/2, C/2)``."""
-    b, length, _ = x.shape
+def stem_rows(
+    stem, x: torch.Tensor, r0: int, r1: int, out: torch.Tensor, *, x_offset: int = 0,
+    length: int | None = None,
+) -> None:
+    """Stem conv rows ``[r0, r1)`` (even bounds), pooled into ``out`` ``((r1-r0)/2, C)``.
+
+    ``x`` holds one-hot rows ``[x_offset, x_offset + len(x))`` of a sequence of ``length``
+    rows; rows outside the sequence are N (zeros), as the convolution's zero padding.
+    """
+    length = x.shape[0] + x_offset if length is None else length
     conv = stem.conv1_d
     k = conv.kernel_size[0]
     half = k // 2
-    c = conv.out_channels
-    w = conv_matrix(conv)  # (k*4, C)
-    out = x.new_empty((b, length // 2, c))
-    padded = F.pad(x, (0, 0, half, half))  # (B, L+k-1, 4): zero rows = N beyond the ends
+    lo, hi = max(r0 - half, 0), min(r1 + half, length)
+    rows = r1 - r0
+    if lo - x_offset < 0 or hi - x_offset > x.shape[0]:
+        raise ValueError("stem_rows: x does not cover the rows the convolution needs")
+    window = x.new_zeros((rows + k - 1, x.shape[1]))
+    top = lo - (r0 - half)
+    window[top : top + hi - lo] = x[lo - x_offset : hi - x_offset]
+    y = torch.addmm(conv.bias, _windows(window, k, rows), conv_matrix(conv))  # (R, C)
+    _pointwise_residual_and_pool(y, stem, out)
+
+
+def block_rows(
+    block, x: torch.Tensor, r0: int, r1: int, out: torch.Tensor, *, x_offset: int = 0,
+    length: int | None = None, act: torch.Tensor | None = None, tmp: torch.Tensor | None = None,
+) -> None:
+    """Conv-tower block rows ``[r0, r1)`` (even bounds), pooled into ``out`` ``((r1-r0)/2, C_out)``.
+
+    ``x`` holds input rows ``[x_offset, x_offset + len(x))`` of a sequence of ``length`` rows.
+    ``act``/``tmp`` are optional scratch buffers of at least ``(r1-r0+k-1, C_in)``.
+    """
+    length = x.shape[0] + x_offset if length is None else length
+    cb = block.conv_block
+    conv = cb.conv1_d
+    k = conv.kernel_size[0]
+    half = k // 2
+    rows = r1 - r0
+    lo, hi = max(r0 - half, 0), min(r1 + half, length)
+    if lo - x_offset < 0 or hi - x_offset > x.shape[0]:
+        raise ValueError("block_rows: x does not cover the rows the convolution needs")
+    if act is None:
+        act = x.new_empty((rows + k - 1, x.shape[1]))
+        tmp = torch.empty_like(act)
+    a = act[: rows + k - 1]
+    # Rows outside the sequence are the conv's zero padding of the *activated* input.
+    top = lo - (r0 - half)
+    bottom = (r1 + half) - hi
+    if top:
+        a[:top].zero_()
+    if bottom:
+        a[rows + k - 1 - bottom :].zero_()
+    body = a[top : top + hi - lo]
+    scale, shift = bn_affine(cb.batch_norm)
+    torch.addcmul(shift, x[lo - x_offset : hi - x_offset], scale, out=body)
+    _gelu_(body, tmp[: hi - lo])
+    y = torch.addmm(conv.bias, _windows(a, k, rows), conv_matrix(conv))  # (R, C_out)
+    _pointwise_residual_and_pool(y, block, out)
+
+
+def stem_forward(stem, x: torch.Tensor, tile_rows: int = TILE_ROWS) -> torch.Tensor:
+    """Stem on one-hot ``x`` ``(B, L, 4)`` channels-last -> ``(B, L/2, C/2)``."""
+    b, length, _ = x.shape
+    out = x.new_empty((b, length // 2, stem.conv1_d.out_channels))
     for i in range(b):
         for r0 in range(0, length, tile_rows):
             r1 = min(r0 + tile_rows, length)
-            rows = r1 - r0
-            win = _windows(padded[i, r0 : r1 + k - 1], k, rows)  # (R, k*4)
-            y = torch.addmm(conv.bias, win, w)  # (R, C)
-            _pointwise_residual_and_pool(y, stem, out[i, r0 // 2 : r1 // 2])
+            stem_rows(stem, x[i], r0, r1, out[i, r0 // 2 : r1 // 2])
     return out
 
 
 def tower_block_forward(block, x: torch.Tensor, tile_rows: int = TILE_ROWS) -> torch.Tensor:
     """Conv-tower block on ``x`` ``(B, L, C_in)`` channels-last -> ``(B, L/2, C_out)``."""
     b, length, c_in = x.shape
-    cb = block.conv_block
-    conv = cb.conv1_d
-    k = conv.kernel_size[0]
-    half = k // 2
-    c_out = conv.out_channels
-    w = conv_matrix(conv)  # (k*C_in, C_out)
-    scale, shift = bn_affine(cb.batch_norm)
-    out = x.new_empty((b, length // 2, c_out))
-    act = x.new_empty((tile_rows + k - 1, c_in))
+    k = block.conv_block.conv1_d.kernel_size[0]
+    out = x.new_empty((b, length // 2, block.conv_block.conv1_d.out_channels))
+    act = x.new_empty((min(tile_rows, length) + k - 1, c_in))
     tmp = torch.empty_like(act)
     for i in range(b):
         for r0 in range(0, length, tile_rows):
             r1 = min(r0 + tile_rows, length)
-            rows = r1 - r0
-            # Input rows [r0-half, r1+half) activated; rows outside the sequence are the
-            # conv's zero padding of the *activated* input.
-            lo, hi = max(r0 - half, 0), min(r1 + half, length)
-            a = act[: rows + k - 1]
-            top = lo - (r0 - half)
-            bottom = (r1 + half) - hi
-            if top:
-                a[:top].zero_()
-            if bottom:
-                a[rows + k - 1 - bottom :].zero_()
-            body = a[top : top + hi - lo]
-            torch.addcmul(shift, x[i, lo:hi], scale, out=body)
-            _gelu_(body, tmp[: hi - lo])
-            y = torch.addmm(conv.bias, _windows(a, k, rows), w)  # (R, C_out)
-            _pointwise_residual_and_pool(y, block, out[i, r0 // 2 : r1 // 2])
+            block_rows(block, x[i], r0, r1, out[i, r0 // 2 : r1 // 2], act=act, tmp=tmp)
     return out

@@ -7,11 +7,27 @@ from .convert import (
     state_dict_from_hf,
     state_dict_from_tf,
 )
+from .io import (
+    WeightsNotFound,
+    convert_weights,
+    default_cache_dir,
+    hub_download,
+    load_pretrained,
+    read_tf_savedmodel,
+    save_pretrained,
+)
 
 __all__ = [
     "WeightsError",
+    "WeightsNotFound",
     "config_from_hf",
     "config_from_tf_variables",
+    "convert_weights",
+    "default_cache_dir",
+    "hub_download",
+    "load_pretrained",
+    "read_tf_savedmodel",
+    "save_pretrained",
     "state_dict_from_hf",
     "state_dict_from_tf",
 ]

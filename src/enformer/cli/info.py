@@ -1,0 +1,200 @@
+"""``enformer info``: the model's configuration, size, heads and tracks."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..model import Enformer, EnformerConfig
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``info``."""
+    p = sub.add_parser(
+        "info",
+        help="show a model's configuration, parameter count, heads and tracks",
+        description=(
+            "Show a model's configuration, parameter count, heads and output geometry. "
+            "Without --weights, describes a preset (the published model by default). "
+            "With --search or --tracks, lists matching tracks from the Basenji2 track "
+            "sheets (targets_human.txt / targets_mouse.txt)."
+        ),
+    )
+    p.add_argument(
+        "--weights",
+        metavar="DIR|NAME",
+        help="checkpoint directory, file or hub name (e.g. EleutherAI/enformer-official-rough)",
+    )
+    p.add_argument(
+        "--preset", default="official", choices=["official", "tiny"],
+        help="configuration to describe when no --weights are given (default: official)",
+    )
+    p.add_argument("--head", default=None, help="head whose tracks to list (default: every head)")
+    p.add_argument(
+        "--targets", metavar="PATH",
+        help="track sheet file, or folder holding targets_{head}.txt",
+    )
+    p.add_argument(
+        "--search", metavar="TEXT",
+        help="list tracks whose description matches TEXT (e.g. K562, 'assay:CAGE')",
+    )
+    p.add_argument(
+        "--tracks", metavar="SELECTION",
+        help="list tracks by selection: indices '0,5,10-20', identifiers, 'assay:DNASE', 'all'",
+    )
+    p.add_argument("--limit", type=int, default=20, help="tracks to show per head (default 20)")
+    p.add_argument(
+        "--no-download", action="store_true",
+        help="never download track sheets; only use local files and the cache",
+    )
+    return p
+
+
+def _parameter_counts(model: Enformer) -> dict[str, int]:
+    counts = {
+        "total": sum(p.numel() for p in model.parameters()),
+        "trunk": sum(p.numel() for p in model.trunk.parameters()),
+    }
+    for name, head in model.heads.items():
+        counts[f"head_{name}"] = sum(p.numel() for p in head.parameters())
+    return counts
+
+
+def _geometry(cfg: EnformerConfig) -> dict[str, Any]:
+    length = cfg.sequence_length
+    bins = cfg.output_bins(length)
+    offset = (length // cfg.bin_size - bins) // 2 * cfg.bin_size
+    return {
+        "input_bp": length,
+        "bin_size_bp": cfg.bin_size,
+        "bins_before_crop": length // cfg.bin_size,
+        "output_bins": bins,
+        "output_bp": bins * cfg.bin_size,
+        "first_output_base": offset,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Describe the model (and tracks, when asked)."""
+    weights_dir: Path | None = None
+    if args.weights:
+        from ..weights import load_pretrained
+
+        model = load_pretrained(args.weights)
+        cfg = model.config
+        source = args.weights
+        p = Path(args.weights)
+        if p.exists():
+            weights_dir = p if p.is_dir() else p.parent
+    else:
+        cfg = EnformerConfig.preset(args.preset)
+        with torch.device("meta"):
+            model = Enformer(cfg)
+        source = f"preset:{args.preset} (architecture only, no weights)"
+
+    summary: dict[str, Any] = {
+        "model": source,
+        "description": cfg.description or None,
+        "parameters": _parameter_counts(model),
+        "heads": dict(cfg.heads),
+        "geometry": _geometry(cfg),
+        "config": cfg.to_dict(),
+    }
+
+    want_tracks = bool(args.search or args.tracks or args.targets)
+    tracks: dict[str, Any] = {}
+    notes: list[str] = []
+    heads = [args.head] if args.head else list(cfg.heads)
+    for head in heads:
+        if head not in cfg.heads:
+            raise ValueError(f"the model has no head {head!r}; it has {', '.join(cfg.heads)}")
+        sheet = _find_sheet(head, args, weights_dir, download=want_tracks and not args.no_download)
+        if sheet is None:
+            notes.append(
+                f"no track sheet found for head {head!r}; pass --targets targets_{head}.txt "
+                "or --search TEXT to download it"
+            )
+            continue
+        if len(sheet) != cfg.heads[head]:
+            raise ValueError(
+                f"track sheet {sheet.path} has {len(sheet)} tracks but head {head!r} outputs "
+                f"{cfg.heads[head]}; pass the sheet that belongs to these weights"
+            )
+        entry: dict[str, Any] = {"sheet": str(sheet.path), "assays": sheet.assay_counts()}
+        spec = args.tracks or (args.search and f"search:{args.search}")
+        if spec:
+            try:
+                chosen = sheet.select(spec)
+            except ValueError:
+                if len(heads) == 1:
+                    raise
+                chosen = []  # another head may match; an empty list here is an answer
+            entry["matches"] = len(chosen)
+            entry["tracks"] = [
+                {
+                    "index": sheet[i].index,
+                    "identifier": sheet[i].identifier,
+                    "assay": sheet[i].assay,
+                    "strand": sheet[i].strand,
+                    "description": sheet[i].description,
+                }
+                for i in chosen[: args.limit]
+            ]
+        tracks[head] = entry
+    if tracks:
+        summary["tracks"] = tracks
+    if notes:
+        summary["notes"] = notes
+    summary["_text"] = _render(summary)
+    return summary
+
+
+def _find_sheet(head: str, args: argparse.Namespace, weights_dir: Path | None, download: bool):
+    from ..data.tracks import TrackSheet, TrackSheetNotFound, find_track_sheet
+
+    try:
+        path = find_track_sheet(
+            head, path=args.targets, weights_dir=weights_dir, download=download
+        )
+    except TrackSheetNotFound:
+        if args.targets or args.search or args.tracks:
+            raise
+        return None
+    return TrackSheet.read(path, head=head)
+
+
+def _render(s: dict[str, Any]) -> str:
+    cfg = s["config"]
+    g = s["geometry"]
+    lines = [
+        f"model        {s['model']}",
+    ]
+    if s.get("description"):
+        lines.append(f"description  {s['description']}")
+    lines += [
+        f"parameters   {s['parameters']['total']:,} (trunk {s['parameters']['trunk']:,})",
+        f"channels     {cfg['channels']}, {cfg['num_transformer_layers']} transformer layers, "
+        f"{cfg['num_heads']} heads",
+        f"input        {g['input_bp']:,} bp -> {g['bins_before_crop']} bins of {g['bin_size_bp']} bp",
+        f"output       {g['output_bins']} bins = {g['output_bp']:,} bp, starting at input base "
+        f"{g['first_output_base']:,}",
+        "heads        " + ", ".join(f"{k} ({v:,} tracks)" for k, v in s["heads"].items()),
+    ]
+    for head, entry in s.get("tracks", {}).items():
+        assays = ", ".join(f"{k} {v}" for k, v in entry["assays"].items())
+        lines.append(f"tracks[{head}] {entry['sheet']}: {assays}")
+        if "tracks" in entry:
+            lines.append(f"  {entry['matches']} match(es)")
+            for t in entry["tracks"]:
+                lines.append(
+                    f"  {t['index']:>5}  {t['identifier']:<14} {t['assay']:<6} {t['strand']}  "
+                    f"{t['description']}"
+                )
+            if entry["matches"] > len(entry["tracks"]):
+                lines.append(f"  ... {entry['matches'] - len(entry['tracks'])} more (--limit)")
+    for note in s.get("notes", []):
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
