@@ -105,8 +105,9 @@ def make_random_hf_dir(directory: Path, seed: int) -> None:
     from enformer_pytorch import Enformer as EP
 
     torch.manual_seed(seed)
-    model = EP.from_hparams(dim=1536, depth=11, heads=8, output_heads=dict(human=5313, mouse=1643),
-                            target_length=896)
+    model = EP.from_hparams(
+        dim=1536, depth=11, heads=8, output_heads=dict(human=5313, mouse=1643), target_length=896
+    )
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm1d):
@@ -123,8 +124,11 @@ def main(argv=None) -> int:
     p.add_argument("--length", type=int, default=196_608)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--malloc-env", action="store_true",
-                   help="also run a second time with MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=huge")
+    p.add_argument(
+        "--malloc-env",
+        action="store_true",
+        help="also run a second time with MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=huge",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -161,8 +165,10 @@ def main(argv=None) -> int:
             if rep:
                 times[name].append(dt)
                 peaks[name].append(mem.growth)
-            print(f"  rep {rep} {name:>16}: {dt:6.2f} s, peak +{mem.growth / 1e9:.2f} GB",
-                  file=sys.stderr)
+            print(
+                f"  rep {rep} {name:>16}: {dt:6.2f} s, peak +{mem.growth / 1e9:.2f} GB",
+                file=sys.stderr,
+            )
             del y
     ours_t = float(np.median(times["ours"]))
     theirs_t = float(np.median(times["enformer_pytorch"]))
@@ -189,17 +195,23 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"input {args.length:,} bp, fp32, batch 1, {args.threads} threads"
-              f"{' (MALLOC_MMAP_MAX_=0)' if result['malloc_env'] else ''}")
+        print(
+            f"input {args.length:,} bp, fp32, batch 1, {args.threads} threads"
+            f"{' (MALLOC_MMAP_MAX_=0)' if result['malloc_env'] else ''}"
+        )
         print(f"  ours              {ours_t:7.2f} s/seq   peak +{result['ours_peak_gb']:.2f} GB")
-        print(f"  enformer-pytorch  {theirs_t:7.2f} s/seq   peak "
-              f"+{result['enformer_pytorch_peak_gb']:.2f} GB")
+        print(
+            f"  enformer-pytorch  {theirs_t:7.2f} s/seq   peak "
+            f"+{result['enformer_pytorch_peak_gb']:.2f} GB"
+        )
         print(f"  speed-up {result['speedup']:.2f}x   memory ratio {result['peak_ratio']:.2f}")
         print(f"  max |diff| {result['max_abs_diff']:.2e} (rel {result['max_rel_diff']:.2e})")
-        print(f"  matmul rate {result['matmul_gflops']:.0f} GFLOP/s; nominal forward "
-              f"{result['nominal_tflop']:.2f} TFLOP -> ours {result['ours_gflops']:.0f} GFLOP/s "
-              f"= {100 * result['ours_fraction_of_matmul']:.0f}% of matmul "
-              f"(enformer-pytorch {100 * result['enformer_pytorch_fraction_of_matmul']:.0f}%)")
+        print(
+            f"  matmul rate {result['matmul_gflops']:.0f} GFLOP/s; nominal forward "
+            f"{result['nominal_tflop']:.2f} TFLOP -> ours {result['ours_gflops']:.0f} GFLOP/s "
+            f"= {100 * result['ours_fraction_of_matmul']:.0f}% of matmul "
+            f"(enformer-pytorch {100 * result['enformer_pytorch_fraction_of_matmul']:.0f}%)"
+        )
     if args.malloc_env and not os.environ.get("MALLOC_MMAP_MAX_"):
         env = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="1000000000000")
         cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:])]

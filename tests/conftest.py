@@ -31,10 +31,7 @@ def shared() -> Path:
     """Path of the shared folder; skips (or fails under CI) when it is missing."""
     root = shared_root()
     if not (root / "vectors").is_dir() or not (root / "data").is_dir():
-        msg = (
-            f"shared reference folder not found at {root} "
-            "(set ENFORMER_SHARED to its location)"
-        )
+        msg = f"shared reference folder not found at {root} (set ENFORMER_SHARED to its location)"
         if _shared_required():
             pytest.fail(msg + "; CI/ENFORMER_REQUIRE_SHARED demands it", pytrace=False)
         pytest.skip(msg)

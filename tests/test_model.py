@@ -260,7 +260,9 @@ def test_dropout_only_in_training(tiny_model):
 def test_gradient_checkpointing_gives_same_gradients():
     torch.manual_seed(0)
     cfg = EnformerConfig.tiny(
-        dropout_rate=0.0, attention_dropout_rate=0.0, positional_dropout_rate=0.0,
+        dropout_rate=0.0,
+        attention_dropout_rate=0.0,
+        positional_dropout_rate=0.0,
         final_dropout_rate=0.0,
     )
     model = Enformer(cfg)
@@ -279,7 +281,7 @@ def test_gradient_checkpointing_gives_same_gradients():
     g0 = grads(False)
     model.load_state_dict(state)  # undo BN running-stat updates
     g1 = grads(True)
-    for a, b in zip(g0, g1):
+    for a, b in zip(g0, g1, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 

@@ -75,12 +75,21 @@ def _run(model, io):
 def _assert_close(ours, ref, t, name):
     ok = np.allclose(ours, ref, atol=t, rtol=t)
     err = np.max(np.abs(ours - ref) - t * np.abs(ref))
-    assert ok, f"{name}: exceeds atol=rtol={t} by {err:.3e} (max abs diff {np.abs(ours - ref).max():.3e})"
+    assert ok, (
+        f"{name}: exceeds atol=rtol={t} by {err:.3e} (max abs diff {np.abs(ours - ref).max():.3e})"
+    )
 
 
 def _check_all(outputs, io, intermediates, t, t_transformer):
-    _assert_close(outputs["conv_tower_out"], intermediates["conv_tower_out"], 2e-4, "conv_tower_out")
-    _assert_close(outputs["transformer_out"], intermediates["transformer_out"], t_transformer, "transformer_out")
+    _assert_close(
+        outputs["conv_tower_out"], intermediates["conv_tower_out"], 2e-4, "conv_tower_out"
+    )
+    _assert_close(
+        outputs["transformer_out"],
+        intermediates["transformer_out"],
+        t_transformer,
+        "transformer_out",
+    )
     for name in ("trunk", "human", "mouse", "human_full"):
         _assert_close(outputs[name], io[name], t, name)
 
@@ -119,7 +128,7 @@ def test_tf_gamma_table_diagnostic(tf_model, io, intermediates):
             a._features_cast[(1536, torch.device("cpu"), torch.float32)] = table
         outputs = _run(tf_model, io)
     finally:
-        for a, s in zip(attentions, saved):
+        for a, s in zip(attentions, saved, strict=True):
             a._features_cast.clear()
             a._features_cast.update(s)
     _check_all(outputs, io, intermediates, T_TF_TABLE, 1e-3)

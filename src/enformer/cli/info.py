@@ -29,25 +29,31 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="checkpoint directory, file or hub name (e.g. EleutherAI/enformer-official-rough)",
     )
     p.add_argument(
-        "--preset", default="official", choices=["official", "tiny"],
+        "--preset",
+        default="official",
+        choices=["official", "tiny"],
         help="configuration to describe when no --weights are given (default: official)",
     )
     p.add_argument("--head", default=None, help="head whose tracks to list (default: every head)")
     p.add_argument(
-        "--targets", metavar="PATH",
+        "--targets",
+        metavar="PATH",
         help="track sheet file, or folder holding targets_{head}.txt",
     )
     p.add_argument(
-        "--search", metavar="TEXT",
+        "--search",
+        metavar="TEXT",
         help="list tracks whose description matches TEXT (e.g. K562, 'assay:CAGE')",
     )
     p.add_argument(
-        "--tracks", metavar="SELECTION",
+        "--tracks",
+        metavar="SELECTION",
         help="list tracks by selection: indices '0,5,10-20', identifiers, 'assay:DNASE', 'all'",
     )
     p.add_argument("--limit", type=int, default=20, help="tracks to show per head (default 20)")
     p.add_argument(
-        "--no-download", action="store_true",
+        "--no-download",
+        action="store_true",
         help="never download track sheets; only use local files and the cache",
     )
     return p
@@ -156,9 +162,7 @@ def _find_sheet(head: str, args: argparse.Namespace, weights_dir: Path | None, d
     from ..data.tracks import TrackSheet, TrackSheetNotFound, find_track_sheet
 
     try:
-        path = find_track_sheet(
-            head, path=args.targets, weights_dir=weights_dir, download=download
-        )
+        path = find_track_sheet(head, path=args.targets, weights_dir=weights_dir, download=download)
     except TrackSheetNotFound:
         if args.targets or args.search or args.tracks:
             raise
@@ -178,7 +182,8 @@ def _render(s: dict[str, Any]) -> str:
         f"parameters   {s['parameters']['total']:,} (trunk {s['parameters']['trunk']:,})",
         f"channels     {cfg['channels']}, {cfg['num_transformer_layers']} transformer layers, "
         f"{cfg['num_heads']} heads",
-        f"input        {g['input_bp']:,} bp -> {g['bins_before_crop']} bins of {g['bin_size_bp']} bp",
+        f"input        {g['input_bp']:,} bp -> {g['bins_before_crop']} bins of "
+        f"{g['bin_size_bp']} bp",
         f"output       {g['output_bins']} bins = {g['output_bp']:,} bp, starting at input base "
         f"{g['first_output_base']:,}",
         "heads        " + ", ".join(f"{k} ({v:,} tracks)" for k, v in s["heads"].items()),

@@ -37,12 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered."""
     parser = argparse.ArgumentParser(
         prog="enformer",
-        description="Enformer in PyTorch: predict genomic tracks, score variants, interpret, train.",
+        description="Enformer in PyTorch: predict tracks, score variants, interpret, train.",
     )
     parser.add_argument("--version", action="version", version=f"enformer {__version__}")
     _add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in COMMANDS.items():
+    for module in COMMANDS.values():
         mod = importlib.import_module(f"enformer.cli.{module}")
         p = mod.add_parser(sub)
         _add_global_options(p, suppress=True)
@@ -79,7 +79,9 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.INFO if verbose <= 1 else logging.DEBUG)
     if not quiet and verbose == 0:
         level = logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     logging.getLogger("enformer").setLevel(level)
     logging.captureWarnings(True)
 

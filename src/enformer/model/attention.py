@@ -61,7 +61,11 @@ def relative_positional_features(length: int, num_features: int) -> torch.Tensor
     n = num_features // 6
     distance = torch.arange(-length + 1, length, dtype=torch.float64)
     symmetric = torch.cat(
-        [_exponential(distance, n, length), _central_mask(distance, n), _gamma(distance, n, length)],
+        [
+            _exponential(distance, n, length),
+            _central_mask(distance, n),
+            _gamma(distance, n, length),
+        ],
         dim=-1,
     )
     return torch.cat([symmetric, torch.sign(distance)[:, None] * symmetric], dim=-1)
@@ -136,11 +140,13 @@ class MultiheadAttention(nn.Module):
         return cached
 
     def relative_logits_bias(self, q: torch.Tensor, length: int) -> torch.Tensor:
-        """``shift((q + r_r_bias) r_kᵀ)`` for scaled queries ``q`` ``(B, H, T, K)`` -> ``(B, H, T, T)``."""
+        """``shift((q + r_r_bias) r_kᵀ)`` for scaled ``q`` ``(B, H, T, K)``; ``(B, H, T, T)``."""
         features = self.positional_features(length, q.device, q.dtype)  # (2T-1, F)
         features = self.positional_dropout(features)
         r_k = self.r_k_layer(features)  # (2T-1, H*K)
-        r_k = r_k.view(2 * length - 1, self.num_heads, self.key_size).transpose(0, 1)  # (H, 2T-1, K)
+        r_k = r_k.view(2 * length - 1, self.num_heads, self.key_size).transpose(
+            0, 1
+        )  # (H, 2T-1, K)
         rel = torch.matmul(q + self.r_r_bias, r_k.transpose(-1, -2))  # (B, H, T, 2T-1)
         return relative_shift(rel)  # (B, H, T, T)
 

@@ -102,7 +102,8 @@ class EnformerConfig:
         if self.relative_position_features % 6:
             raise ValueError(
                 "num_relative_position_features must be divisible by 6 "
-                f"(3 feature families x symmetric/antisymmetric), got {self.relative_position_features}"
+                "(3 feature families x symmetric/antisymmetric), "
+                f"got {self.relative_position_features}"
             )
 
     # ----------------------------------------------------------------- derived
@@ -210,4 +211,3 @@ _PRESETS: dict[str, EnformerConfig] = {
         heads={"human": 10, "mouse": 6},
     ),
 }
-

@@ -13,7 +13,6 @@ the ``(rows, k*C_in)`` window matrix.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 __all__ = [
     "bn_affine",
@@ -36,7 +35,7 @@ def bn_affine(bn: torch.nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def conv_matrix(conv: torch.nn.Conv1d) -> torch.Tensor:
-    """Conv1d weight ``(out, in, k)`` as a ``(k*in, out)`` matrix for window rows ``x[r:r+k].flatten()``.
+    """Conv1d weight ``(out, in, k)`` as a ``(k*in, out)`` matrix for rows ``x[r:r+k].flatten()``.
 
     Cached on the module until the weight changes (in place or replaced).
     """
@@ -59,14 +58,12 @@ def _gelu_(x: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
 
 
 def _windows(a: torch.Tensor, k: int, rows: int) -> torch.Tensor:
-    """``(rows, k*C)`` view whose row ``r`` is ``a[r:r+k].flatten()`` (``a`` is ``(rows+k-1, C)``)."""
+    """``(rows, k*C)`` view, row ``r`` = ``a[r:r+k].flatten()``; ``a`` is ``(rows+k-1, C)``."""
     c = a.shape[1]
     return a.as_strided((rows, k * c), (c, 1), a.storage_offset())
 
 
-def _pointwise_residual_and_pool(
-    y: torch.Tensor, block, out: torch.Tensor
-) -> None:
+def _pointwise_residual_and_pool(y: torch.Tensor, block, out: torch.Tensor) -> None:
     """``z = y + ConvBlock_1x1(y)``, then softmax-pool pairs of rows of ``z`` into ``out``.
 
     ``y``: ``(R, C)`` conv output (modified in place); ``out``: ``(R/2, C)``.
@@ -86,7 +83,13 @@ def _pointwise_residual_and_pool(
 
 
 def stem_rows(
-    stem, x: torch.Tensor, r0: int, r1: int, out: torch.Tensor, *, x_offset: int = 0,
+    stem,
+    x: torch.Tensor,
+    r0: int,
+    r1: int,
+    out: torch.Tensor,
+    *,
+    x_offset: int = 0,
     length: int | None = None,
 ) -> None:
     """Stem conv rows ``[r0, r1)`` (even bounds), pooled into ``out`` ``((r1-r0)/2, C)``.
@@ -110,8 +113,16 @@ def stem_rows(
 
 
 def block_rows(
-    block, x: torch.Tensor, r0: int, r1: int, out: torch.Tensor, *, x_offset: int = 0,
-    length: int | None = None, act: torch.Tensor | None = None, tmp: torch.Tensor | None = None,
+    block,
+    x: torch.Tensor,
+    r0: int,
+    r1: int,
+    out: torch.Tensor,
+    *,
+    x_offset: int = 0,
+    length: int | None = None,
+    act: torch.Tensor | None = None,
+    tmp: torch.Tensor | None = None,
 ) -> None:
     """Conv-tower block rows ``[r0, r1)`` (even bounds), pooled into ``out`` ``((r1-r0)/2, C_out)``.
 

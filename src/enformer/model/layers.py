@@ -94,7 +94,9 @@ class ConvTowerBlock(nn.Module):
         self, in_channels: int, out_channels: int, kernel_size: int, *, eps: float, momentum: float
     ) -> None:
         super().__init__()
-        self.conv_block = ConvBlock(in_channels, out_channels, kernel_size, eps=eps, momentum=momentum)
+        self.conv_block = ConvBlock(
+            in_channels, out_channels, kernel_size, eps=eps, momentum=momentum
+        )
         self.pointwise_conv_block = ConvBlock(
             out_channels, out_channels, 1, eps=eps, momentum=momentum
         )

@@ -28,7 +28,9 @@ __all__ = [
 ]
 
 # TF variables that are training state, not weights: safe to ignore.
-_TF_IGNORED = re.compile(r"/(counter|hidden)(:0)?(#\d+)?$|/(moving_mean|moving_variance)/(counter|hidden):0$")
+_TF_IGNORED = re.compile(
+    r"/(counter|hidden)(:0)?(#\d+)?$|/(moving_mean|moving_variance)/(counter|hidden):0$"
+)
 
 # enformer-pytorch's _trunk Sequential indices -> its top-level module names.
 _HF_TRUNK = {"1": "stem", "2": "conv_tower", "4": "transformer", "6": "final_pointwise"}
@@ -55,9 +57,17 @@ def _report(
         return
     lines = [f"weights from {source} do not fit the model:"]
     if missing:
-        lines.append(f"  missing ({len(missing)}): " + ", ".join(missing[:12]) + (" ..." if len(missing) > 12 else ""))
+        lines.append(
+            f"  missing ({len(missing)}): "
+            + ", ".join(missing[:12])
+            + (" ..." if len(missing) > 12 else "")
+        )
     if extra:
-        lines.append(f"  unexpected ({len(extra)}): " + ", ".join(extra[:12]) + (" ..." if len(extra) > 12 else ""))
+        lines.append(
+            f"  unexpected ({len(extra)}): "
+            + ", ".join(extra[:12])
+            + (" ..." if len(extra) > 12 else "")
+        )
     for s in shapes[:12]:
         lines.append(f"  wrong shape: {s}")
     lines.append(
@@ -87,9 +97,7 @@ def _normalise_tf_names(variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def config_from_tf_variables(
-    variables: Mapping[str, Any], **overrides: Any
-) -> EnformerConfig:
+def config_from_tf_variables(variables: Mapping[str, Any], **overrides: Any) -> EnformerConfig:
     """Infer the architecture from TF variable names and shapes."""
     v = _normalise_tf_names(variables)
     try:
@@ -101,9 +109,7 @@ def config_from_tf_variables(
             "(expected names like enformer/trunk/stem/conv1_d/w:0)"
         ) from None
     channels = int(final_w.shape[1])
-    tower = sorted(
-        {int(m.group(1)) for k in v if (m := re.search(r"conv_tower_block_(\d+)/", k))}
-    )
+    tower = sorted({int(m.group(1)) for k in v if (m := re.search(r"conv_tower_block_(\d+)/", k))})
     filters = tuple(
         int(v[f"enformer/trunk/conv_tower/conv_tower_block_{i}/conv_block/conv1_d/w:0"].shape[2])
         for i in tower
@@ -111,8 +117,8 @@ def config_from_tf_variables(
     blocks = sorted(
         {int(m.group(1)) for k in v if (m := re.search(r"transformer_block_(\d+)/", k))}
     )
-    r_w = v[f"enformer/trunk/transformer/transformer_block_0/mha/attention_0/r_w_bias:0"]
-    r_k = v[f"enformer/trunk/transformer/transformer_block_0/mha/attention_0/r_k_layer/w:0"]
+    r_w = v["enformer/trunk/transformer/transformer_block_0/mha/attention_0/r_w_bias:0"]
+    r_k = v["enformer/trunk/transformer/transformer_block_0/mha/attention_0/r_k_layer/w:0"]
     heads = {}
     for k, a in v.items():
         m = re.fullmatch(r"enformer/heads/head_(\w+)/linear/b:0", k)
@@ -211,7 +217,7 @@ def config_from_hf(hf_config: Mapping[str, Any], **overrides: Any) -> EnformerCo
 
 
 def _strip_hf_aliases(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop enformer-pytorch's duplicate ``_trunk.*`` keys (or use them when they are all there is)."""
+    """Drop the duplicate ``_trunk.*`` keys of enformer-pytorch (kept if nothing else is there)."""
     out = {k: v for k, v in sd.items() if not k.startswith("_trunk.")}
     for k, v in sd.items():
         if not k.startswith("_trunk."):

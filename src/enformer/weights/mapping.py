@@ -97,58 +97,132 @@ def parameter_table(config: EnformerConfig) -> list[Entry]:
         hf = f"transformer.{j}"
         att = f"{tf}/mha/attention_{j}"
         t += [
-            Entry(f"{ours}.mha.layer_norm.weight", (f"{tf}/mha/layer_norm/scale:0",),
-                  f"{hf}.0.fn.0.weight", "vector"),
-            Entry(f"{ours}.mha.layer_norm.bias", (f"{tf}/mha/layer_norm/offset:0",),
-                  f"{hf}.0.fn.0.bias", "vector"),
-            Entry(f"{ours}.mha.attention.q_layer.weight", (f"{att}/q_layer/w:0",),
-                  f"{hf}.0.fn.1.to_q.weight", "dense"),
-            Entry(f"{ours}.mha.attention.k_layer.weight", (f"{att}/k_layer/w:0",),
-                  f"{hf}.0.fn.1.to_k.weight", "dense"),
-            Entry(f"{ours}.mha.attention.v_layer.weight", (f"{att}/v_layer/w:0",),
-                  f"{hf}.0.fn.1.to_v.weight", "dense"),
-            Entry(f"{ours}.mha.attention.r_k_layer.weight", (f"{att}/r_k_layer/w:0",),
-                  f"{hf}.0.fn.1.to_rel_k.weight", "dense"),
-            Entry(f"{ours}.mha.attention.embedding_layer.weight", (f"{att}/embedding_layer/w:0",),
-                  f"{hf}.0.fn.1.to_out.weight", "dense"),
-            Entry(f"{ours}.mha.attention.embedding_layer.bias", (f"{att}/embedding_layer/b:0",),
-                  f"{hf}.0.fn.1.to_out.bias", "vector"),
-            Entry(f"{ours}.mha.attention.r_w_bias", (f"{att}/r_w_bias:0",),
-                  f"{hf}.0.fn.1.rel_content_bias", "rel_bias"),
-            Entry(f"{ours}.mha.attention.r_r_bias", (f"{att}/r_r_bias:0",),
-                  f"{hf}.0.fn.1.rel_pos_bias", "rel_bias"),
-            Entry(f"{ours}.mlp.layer_norm.weight", (f"{tf}/mlp/layer_norm/scale:0",),
-                  f"{hf}.1.fn.0.weight", "vector"),
-            Entry(f"{ours}.mlp.layer_norm.bias", (f"{tf}/mlp/layer_norm/offset:0",),
-                  f"{hf}.1.fn.0.bias", "vector"),
+            Entry(
+                f"{ours}.mha.layer_norm.weight",
+                (f"{tf}/mha/layer_norm/scale:0",),
+                f"{hf}.0.fn.0.weight",
+                "vector",
+            ),
+            Entry(
+                f"{ours}.mha.layer_norm.bias",
+                (f"{tf}/mha/layer_norm/offset:0",),
+                f"{hf}.0.fn.0.bias",
+                "vector",
+            ),
+            Entry(
+                f"{ours}.mha.attention.q_layer.weight",
+                (f"{att}/q_layer/w:0",),
+                f"{hf}.0.fn.1.to_q.weight",
+                "dense",
+            ),
+            Entry(
+                f"{ours}.mha.attention.k_layer.weight",
+                (f"{att}/k_layer/w:0",),
+                f"{hf}.0.fn.1.to_k.weight",
+                "dense",
+            ),
+            Entry(
+                f"{ours}.mha.attention.v_layer.weight",
+                (f"{att}/v_layer/w:0",),
+                f"{hf}.0.fn.1.to_v.weight",
+                "dense",
+            ),
+            Entry(
+                f"{ours}.mha.attention.r_k_layer.weight",
+                (f"{att}/r_k_layer/w:0",),
+                f"{hf}.0.fn.1.to_rel_k.weight",
+                "dense",
+            ),
+            Entry(
+                f"{ours}.mha.attention.embedding_layer.weight",
+                (f"{att}/embedding_layer/w:0",),
+                f"{hf}.0.fn.1.to_out.weight",
+                "dense",
+            ),
+            Entry(
+                f"{ours}.mha.attention.embedding_layer.bias",
+                (f"{att}/embedding_layer/b:0",),
+                f"{hf}.0.fn.1.to_out.bias",
+                "vector",
+            ),
+            Entry(
+                f"{ours}.mha.attention.r_w_bias",
+                (f"{att}/r_w_bias:0",),
+                f"{hf}.0.fn.1.rel_content_bias",
+                "rel_bias",
+            ),
+            Entry(
+                f"{ours}.mha.attention.r_r_bias",
+                (f"{att}/r_r_bias:0",),
+                f"{hf}.0.fn.1.rel_pos_bias",
+                "rel_bias",
+            ),
+            Entry(
+                f"{ours}.mlp.layer_norm.weight",
+                (f"{tf}/mlp/layer_norm/scale:0",),
+                f"{hf}.1.fn.0.weight",
+                "vector",
+            ),
+            Entry(
+                f"{ours}.mlp.layer_norm.bias",
+                (f"{tf}/mlp/layer_norm/offset:0",),
+                f"{hf}.1.fn.0.bias",
+                "vector",
+            ),
             # The two MLP linears share the name 'linear' in some exports ('#1' marks the
             # second); others call the second 'linear_1'. Shapes tell them apart.
-            Entry(f"{ours}.mlp.linear1.weight", (f"{tf}/mlp/linear/w:0",),
-                  f"{hf}.1.fn.1.weight", "dense"),
-            Entry(f"{ours}.mlp.linear1.bias", (f"{tf}/mlp/linear/b:0",),
-                  f"{hf}.1.fn.1.bias", "vector"),
-            Entry(f"{ours}.mlp.linear2.weight", (f"{tf}/mlp/linear/w:0#1", f"{tf}/mlp/linear_1/w:0"),
-                  f"{hf}.1.fn.4.weight", "dense"),
-            Entry(f"{ours}.mlp.linear2.bias", (f"{tf}/mlp/linear/b:0#1", f"{tf}/mlp/linear_1/b:0"),
-                  f"{hf}.1.fn.4.bias", "vector"),
+            Entry(
+                f"{ours}.mlp.linear1.weight",
+                (f"{tf}/mlp/linear/w:0",),
+                f"{hf}.1.fn.1.weight",
+                "dense",
+            ),
+            Entry(
+                f"{ours}.mlp.linear1.bias", (f"{tf}/mlp/linear/b:0",), f"{hf}.1.fn.1.bias", "vector"
+            ),
+            Entry(
+                f"{ours}.mlp.linear2.weight",
+                (f"{tf}/mlp/linear/w:0#1", f"{tf}/mlp/linear_1/w:0"),
+                f"{hf}.1.fn.4.weight",
+                "dense",
+            ),
+            Entry(
+                f"{ours}.mlp.linear2.bias",
+                (f"{tf}/mlp/linear/b:0#1", f"{tf}/mlp/linear_1/b:0"),
+                f"{hf}.1.fn.4.bias",
+                "vector",
+            ),
         ]
     # --- final pointwise and heads
     t += _bn_block(
-        "trunk.final_pointwise.conv_block", f"{trunk}/final_pointwise/conv_block", "final_pointwise.1"
+        "trunk.final_pointwise.conv_block",
+        f"{trunk}/final_pointwise/conv_block",
+        "final_pointwise.1",
     )
     for name in config.heads:
         t += [
-            Entry(f"heads.{name}.linear.weight", (f"enformer/heads/head_{name}/linear/w:0",),
-                  f"_heads.{name}.0.weight", "dense"),
-            Entry(f"heads.{name}.linear.bias", (f"enformer/heads/head_{name}/linear/b:0",),
-                  f"_heads.{name}.0.bias", "vector"),
+            Entry(
+                f"heads.{name}.linear.weight",
+                (f"enformer/heads/head_{name}/linear/w:0",),
+                f"_heads.{name}.0.weight",
+                "dense",
+            ),
+            Entry(
+                f"heads.{name}.linear.bias",
+                (f"enformer/heads/head_{name}/linear/b:0",),
+                f"_heads.{name}.0.bias",
+                "vector",
+            ),
         ]
     return t
 
 
 def tf_to_torch_layout(array: np.ndarray, kind: str) -> torch.Tensor:
-    """Re-lay a TF array into our layout: conv ``(w, in, out) -> (out, in, w)``,
-    dense ``(in, out) -> (out, in)``, BN statistics ``(1, 1, C) -> (C,)``."""
+    """Re-lay a TF array into our layout.
+
+    Conv ``(w, in, out) -> (out, in, w)``, dense ``(in, out) -> (out, in)``,
+    BN statistics ``(1, 1, C) -> (C,)``.
+    """
     a = np.asarray(array)
     if kind == "conv":
         a = a.transpose(2, 1, 0)
