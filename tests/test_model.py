@@ -303,3 +303,32 @@ def test_fast_eval_path_equals_module_path(tiny_model):
             torch.testing.assert_close(h, h_ref.transpose(1, 2), rtol=1e-5, atol=1e-5)
     with torch.enable_grad():
         assert tiny_model.trunk.conv(x).requires_grad  # grad mode takes the module path
+
+
+def test_windowed_relative_logits_equal_full_shift():
+    from enformer.model.attention import MultiheadAttention
+
+    t, h, k = 12, 2, 3
+    q = torch.randn(2, h, t, k)
+    r_k = torch.randn(h, 2 * t - 1, k)
+    full = relative_shift(torch.matmul(q, r_k.transpose(-1, -2)))  # (B, H, T, T)
+    for first, n in [(0, t), (0, 5), (4, 3), (11, 1), (7, 5)]:
+        part = MultiheadAttention.relative_logits(q[:, :, first : first + n], r_k, first, t)
+        torch.testing.assert_close(part, full[:, :, first : first + n], rtol=1e-6, atol=1e-6)
+
+
+def test_query_blocks_and_cropped_last_layer_equal_full_computation(tiny_model, monkeypatch):
+    from enformer.model import attention
+
+    x = random_onehot(2, 2048 + 512, seed=10)
+    with torch.inference_mode():
+        tower = tiny_model.trunk.conv(x)
+        full = tiny_model.trunk.finish(tiny_model.trunk.attend(tower))  # every row, then crop
+        cropped = tiny_model.trunk.finish(tiny_model.trunk.attend(tower, crop=True))
+        monkeypatch.setattr(attention, "_QUERY_BLOCK", 7)  # many ragged query blocks
+        blocked = tiny_model.trunk.finish(tiny_model.trunk.attend(tower, crop=True))
+        via_forward = tiny_model.embed(x)
+    assert cropped.shape == full.shape == (2, 64, 96)
+    torch.testing.assert_close(cropped, full, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(blocked, full, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(via_forward, full, rtol=1e-5, atol=1e-6)

@@ -15,6 +15,9 @@ from torch import nn
 
 __all__ = ["MultiheadAttention", "relative_positional_features", "relative_shift"]
 
+# Queries per block on the CPU path (bounds the relative-logit buffer to block x (T+block-1)).
+_QUERY_BLOCK = 256
+
 
 def _exponential(distance: torch.Tensor, n: int, length: int) -> torch.Tensor:
     """exp(-ln2 / half_life * |d|), half-lives 2**linspace(3, log2(T), n). ``(2T-1, n)``."""
@@ -126,6 +129,8 @@ class MultiheadAttention(nn.Module):
         self.positional_dropout = nn.Dropout(positional_dropout_rate)
         # (length, device, dtype) -> features; the float64 table is shared across layers.
         self._features_cast: dict[tuple[int, torch.device, torch.dtype], torch.Tensor] = {}
+        # Eval-mode cache of the projected positional features (see relative_keys).
+        self._r_k_cache = None
         # Set by enformer.interpret to capture softmax weights; None costs nothing.
         self.attention_hook = None
 
@@ -139,41 +144,91 @@ class MultiheadAttention(nn.Module):
             self._features_cast[key] = cached
         return cached
 
-    def relative_logits_bias(self, q: torch.Tensor, length: int) -> torch.Tensor:
-        """``shift((q + r_r_bias) r_kᵀ)`` for scaled ``q`` ``(B, H, T, K)``; ``(B, H, T, T)``."""
-        features = self.positional_features(length, q.device, q.dtype)  # (2T-1, F)
+    def relative_keys(self, length: int, device: torch.device, dtype: torch.dtype):
+        """Projected positional features ``r_k`` for ``length`` bins, ``(H, 2T-1, K)``.
+
+        Without autograd and in eval mode the projection is cached per length until the
+        weights change.
+        """
+        cacheable = not self.training and not torch.is_grad_enabled()
+        features = self.positional_features(length, device, dtype)  # (2T-1, F)
+        w = self.r_k_layer.weight
+        key = (length, device, dtype, w.data_ptr(), w._version, features.data_ptr())
+        if cacheable and self._r_k_cache is not None and self._r_k_cache[0] == key:
+            return self._r_k_cache[1]
         features = self.positional_dropout(features)
         r_k = self.r_k_layer(features)  # (2T-1, H*K)
-        r_k = r_k.view(2 * length - 1, self.num_heads, self.key_size).transpose(
-            0, 1
-        )  # (H, 2T-1, K)
-        rel = torch.matmul(q + self.r_r_bias, r_k.transpose(-1, -2))  # (B, H, T, 2T-1)
-        return relative_shift(rel)  # (B, H, T, T)
+        r_k = r_k.view(2 * length - 1, self.num_heads, self.key_size).transpose(0, 1)
+        # (H, 2T-1, K)
+        if cacheable:
+            self._r_k_cache = (key, r_k.contiguous())
+            return self._r_k_cache[1]
+        return r_k
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Attend over ``x`` ``(B, T, C)``; returns ``(B, T, C)``."""
+    @staticmethod
+    def relative_logits(q: torch.Tensor, r_k: torch.Tensor, first: int, length: int):
+        """Shifted relative logits for the queries ``first .. first+n`` of ``length`` bins.
+
+        ``q`` is ``(B, H, n, K)`` (scaled, ``r_r_bias`` added) and ``r_k`` ``(H, 2T-1, K)``.
+        Query ``i`` and key ``j`` need distance ``j - i``, row ``j - i + T - 1`` of ``r_k``; a
+        block of ``n`` queries needs only the ``T + n - 1`` rows starting at
+        ``T - first - n``. Returns a ``(B, H, n, T)`` strided view with
+        ``out[a, j] = (q[a] . r_k[j - (first + a) + T - 1])``.
+        """
+        n = q.shape[-2]
+        lo = length - first - n
+        window = r_k[:, lo : lo + length + n - 1]  # (H, T+n-1, K)
+        rel = torch.matmul(q, window.transpose(-1, -2))  # (B, H, n, T+n-1)
+        # Row a, column j lives at a*(T+n-1) + (n-1-a) + j: stride T+n-2 along a.
+        width = length + n - 1
+        lead = rel.shape[:-2]
+        flat = rel.reshape(-1, n, width)
+        out = flat.as_strided(
+            size=(flat.shape[0], n, length),
+            stride=(n * width, width - 1, 1),
+            storage_offset=flat.storage_offset() + n - 1,
+        )
+        return out.reshape(*lead, n, length)
+
+    def forward(self, x: torch.Tensor, query_rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """Attend over ``x`` ``(B, T, C)``; returns ``(B, n, C)`` for the query rows.
+
+        ``query_rows = (start, end)`` computes outputs for those rows only (keys and values
+        still come from every row); by default every row is a query.
+        """
         b, t, _ = x.shape
         h, k, v = self.num_heads, self.key_size, self.value_size
-        q = self.q_layer(x).view(b, t, h, k).transpose(1, 2)  # (B, H, T, K)
+        q0, q1 = (0, t) if query_rows is None else query_rows
+        n = q1 - q0
+        q = self.q_layer(x[:, q0:q1]).view(b, n, h, k).transpose(1, 2)  # (B, H, n, K)
         keys = self.k_layer(x).view(b, t, h, k).transpose(1, 2)  # (B, H, T, K)
         values = self.v_layer(x).view(b, t, h, v).transpose(1, 2)  # (B, H, T, V)
         q = q * (k**-0.5)  # scaled before the learned biases are added
-        bias = self.relative_logits_bias(q, t)  # (B, H, T, T) strided view
+        r_k = self.relative_keys(t, x.device, x.dtype)  # (H, 2T-1, K)
+        q_r = q + self.r_r_bias
+        q_w = q + self.r_w_bias
         dropout = self.attention_dropout_rate if self.training else 0.0
         if self.attention_hook is None and x.device.type == "cuda":
             # Fused attention kernels with the relative logits as an additive bias.
+            bias = self.relative_logits(q_r, r_k, q0, t)  # (B, H, n, T)
             out = F.scaled_dot_product_attention(
-                q + self.r_w_bias, keys, values, attn_mask=bias, dropout_p=dropout, scale=1.0
-            )  # (B, H, T, V)
+                q_w, keys, values, attn_mask=bias, dropout_p=dropout, scale=1.0
+            )  # (B, H, n, V)
         else:
-            # logits = shifted relative logits + content logits, in one buffer.
-            logits = torch.matmul(q + self.r_w_bias, keys.transpose(-1, -2))  # (B, H, T, T)
-            logits = logits.add_(bias) if not logits.requires_grad else logits + bias
-            weights = torch.softmax(logits, dim=-1)  # (B, H, T, T)
-            if self.attention_hook is not None:
-                self.attention_hook(self, weights)
-            if dropout:
-                weights = F.dropout(weights, dropout, self.training)
-            out = torch.matmul(weights, values)  # (B, H, T, V)
-        out = out.transpose(1, 2).reshape(b, t, h * v)  # (B, T, H*V)
+            # Query blocks keep the relative logits to T+block-1 columns instead of 2T-1.
+            block = n if self.attention_hook is not None else min(n, _QUERY_BLOCK)
+            outs = []
+            for a0 in range(0, n, block):
+                a1 = min(a0 + block, n)
+                rel = self.relative_logits(q_r[:, :, a0:a1], r_k, q0 + a0, t)  # (B, H, nb, T)
+                logits = torch.matmul(q_w[:, :, a0:a1], keys.transpose(-1, -2))  # (B, H, nb, T)
+                logits = logits.add_(rel) if not logits.requires_grad else logits + rel
+                weights = torch.softmax(logits, dim=-1)  # (B, H, nb, T)
+                if self.attention_hook is not None:
+                    self.attention_hook(self, weights)
+                if dropout:
+                    weights = F.dropout(weights, dropout, self.training)
+                outs.append(torch.matmul(weights, values))  # (B, H, nb, V)
+            out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+        out = out.transpose(1, 2).reshape(b, n, h * v)  # (B, n, H*V)
         return self.embedding_layer(out)

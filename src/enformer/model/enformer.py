@@ -39,9 +39,9 @@ class MHABlock(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout_rate)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T, C) -> (B, T, C)`` (the branch only, without the residual)."""
-        return self.dropout(self.attention(self.layer_norm(x)))
+    def forward(self, x: torch.Tensor, query_rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """``(B, T, C) -> (B, n, C)`` for the query rows (the branch only, no residual)."""
+        return self.dropout(self.attention(self.layer_norm(x), query_rows=query_rows))
 
 
 class MLPBlock(nn.Module):
@@ -70,9 +70,12 @@ class TransformerBlock(nn.Module):
         self.mha = MHABlock(config)
         self.mlp = MLPBlock(config)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T, C) -> (B, T, C)``."""
-        x = x + self.mha(x)
+    def forward(self, x: torch.Tensor, rows: tuple[int, int] | None = None) -> torch.Tensor:
+        """``(B, T, C) -> (B, T, C)``; with ``rows=(start, end)`` only those output rows."""
+        if rows is None:
+            x = x + self.mha(x)
+        else:
+            x = x[:, rows[0] : rows[1]] + self.mha(x, query_rows=rows)
         return x + self.mlp(x)
 
 
@@ -126,10 +129,10 @@ class Trunk(nn.Module):
         # Activation checkpointing of each tower/transformer block while training.
         self.gradient_checkpointing = False
 
-    def _run(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _run(self, block: nn.Module, x: torch.Tensor, *args: Any) -> torch.Tensor:
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint(block, x, use_reentrant=False)
-        return block(x)
+            return checkpoint(block, x, *args, use_reentrant=False)
+        return block(x, *args)
 
     def conv(self, x: torch.Tensor) -> torch.Tensor:
         """Stem and conv tower: one-hot ``(B, L, 4)`` -> ``(B, L/2**P, C)``, channels-last.
@@ -147,10 +150,26 @@ class Trunk(nn.Module):
             h = self._run(block, h)
         return h.transpose(1, 2)  # (B, T, C)
 
-    def attend(self, x: torch.Tensor) -> torch.Tensor:
-        """Transformer over bins: ``(B, T, C) -> (B, T, C)``."""
-        for block in self.transformer:
-            x = self._run(block, x)
+    def attend(self, x: torch.Tensor, crop: bool = False) -> torch.Tensor:
+        """Transformer over bins: ``(B, T, C) -> (B, T, C)``.
+
+        With ``crop=True`` the last block computes only the rows the crop keeps (its
+        queries; keys and values still come from every bin), giving ``(B, T', C)``.
+        """
+        rows = None
+        if crop and self.config.target_length is not None:
+            t = x.shape[1]
+            trim = (t - self.config.target_length) // 2
+            if trim > 0:
+                rows = (trim, t - trim)
+        last = len(self.transformer) - 1
+        for j, block in enumerate(self.transformer):
+            if j == last and rows is not None:
+                x = self._run(block, x, rows)
+            else:
+                x = self._run(block, x)
+        if rows is not None and not len(self.transformer):
+            x = x[:, rows[0] : rows[1]]
         return x
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,7 +180,7 @@ class Trunk(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """One-hot ``(B, L, 4)`` -> embedding ``(B, bins, 2C)``."""
         x = self.conv(x)  # (B, T, C)
-        x = self.attend(x)  # (B, T, C)
+        x = self.attend(x, crop=True)  # (B, T', C): the last block computes kept rows only
         return self.finish(x)
 
 

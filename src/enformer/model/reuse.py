@@ -150,7 +150,7 @@ def forward_from_tower(
     evaluated for those columns only).
     """
     trunk = model.trunk
-    emb = trunk.finish(trunk.attend(tower))  # (B, bins, 2C)
+    emb = trunk.finish(trunk.attend(tower, crop=True))  # (B, bins, 2C)
     out = {}
     for name in heads or list(model.heads):
         head = model.heads[name]
