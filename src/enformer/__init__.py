@@ -6,6 +6,7 @@ DeepMind's trained weights giving DeepMind's numbers.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .inference import Prediction, predict
 from .model import Enformer, EnformerConfig
 
 try:
@@ -13,4 +14,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = ["Enformer", "EnformerConfig", "__version__"]
+__all__ = ["Enformer", "EnformerConfig", "Prediction", "__version__", "predict"]

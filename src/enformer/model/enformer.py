@@ -137,10 +137,15 @@ class Trunk(nn.Module):
     def conv(self, x: torch.Tensor) -> torch.Tensor:
         """Stem and conv tower: one-hot ``(B, L, 4)`` -> ``(B, L/2**P, C)``, channels-last.
 
-        In eval mode without autograd this runs the tiled kernels of
-        :mod:`enformer.model.fast`; otherwise the ``nn.Conv1d`` modules, channels-first.
+        On the CPU in eval mode without autograd or autocast this runs the tiled kernels
+        of :mod:`enformer.model.fast`; otherwise the ``nn.Conv1d`` modules (cuDNN on GPUs).
         """
-        if not self.training and not torch.is_grad_enabled():
+        if (
+            not self.training
+            and not torch.is_grad_enabled()
+            and x.device.type == "cpu"
+            and not torch.is_autocast_enabled("cpu")
+        ):
             h = fast.stem_forward(self.stem, x.contiguous())
             for block in self.conv_tower:
                 h = fast.tower_block_forward(block, h)

@@ -1,0 +1,193 @@
+"""Sharding work across processes launched with ``torchrun``.
+
+``torchrun --nproc_per_node=N -m enformer predict ...`` (or ``python -m torch.distributed.run``)
+starts ``N`` processes with ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` set. Each process
+predicts its share of the tiles and writes its own chunk files; after a barrier, rank 0
+assembles the outputs. Only barriers and a small object broadcast go through
+:mod:`torch.distributed` (gloo on CPU, NCCL when running on CUDA); predictions travel through
+the chunk files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = ["DistributedContext"]
+
+logger = logging.getLogger(__name__)
+
+# Ranks wait at barriers while others finish their share (or rank 0 assembles the outputs).
+_BARRIER_TIMEOUT = datetime.timedelta(hours=12)
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+@dataclass
+class DistributedContext:
+    """Where the current process stands among the processes of one run.
+
+    Attributes
+    ----------
+    rank : int
+        0-based process rank.
+    world_size : int
+        Number of processes.
+    local_rank : int
+        Rank on this machine (selects the GPU).
+    initialised_here : bool
+        Whether :meth:`from_env` started the process group (and :meth:`close` ends it).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    initialised_here: bool = False
+
+    @classmethod
+    def from_env(cls, device: str | torch.device | None = None) -> DistributedContext:
+        """Read ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` and join the process group if needed.
+
+        Parameters
+        ----------
+        device : str or torch.device, optional
+            Device the run will use; NCCL is chosen when it is CUDA (or when it is unset and
+            CUDA is available), gloo otherwise.
+
+        Returns
+        -------
+        DistributedContext
+            A single-process context when ``WORLD_SIZE`` is unset or 1.
+        """
+        world = _env_int("WORLD_SIZE", 1)
+        rank = _env_int("RANK", 0)
+        local = _env_int("LOCAL_RANK", rank)
+        if world <= 1:
+            return cls()
+        if not 0 <= rank < world:
+            raise ValueError(f"RANK={rank} is outside 0..{world - 1} (WORLD_SIZE={world})")
+        import torch.distributed as dist
+
+        if not dist.is_available():
+            raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+        here = False
+        if not dist.is_initialized():
+            on_cuda = torch.cuda.is_available() and (
+                device is None or torch.device(device).type == "cuda"
+            )
+            backend = "nccl" if on_cuda else "gloo"
+            if on_cuda:
+                torch.cuda.set_device(local)
+            dist.init_process_group(backend=backend, timeout=_BARRIER_TIMEOUT)
+            here = True
+            logger.info("joined process group: rank %d of %d (%s)", rank, world, backend)
+        return cls(
+            rank=dist.get_rank(),
+            world_size=dist.get_world_size(),
+            local_rank=local,
+            initialised_here=here,
+        )
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this is rank 0."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        """Whether more than one process takes part."""
+        return self.world_size > 1
+
+    def device(self, requested: str | torch.device | None) -> torch.device | None:
+        """The device this rank should use.
+
+        Parameters
+        ----------
+        requested : str or torch.device, optional
+            What the user asked for.
+
+        Returns
+        -------
+        torch.device or None
+            ``cuda:LOCAL_RANK`` when several processes run and CUDA is asked for (or nothing
+            is asked and CUDA is available); otherwise ``requested``.
+        """
+        if not self.active:
+            return None if requested is None else torch.device(requested)
+        if requested is None:
+            if torch.cuda.is_available():
+                return torch.device("cuda", self.local_rank)
+            return None
+        dev = torch.device(requested)
+        if dev.type == "cuda" and dev.index is None:
+            return torch.device("cuda", self.local_rank)
+        return dev
+
+    def barrier(self) -> None:
+        """Wait for every process (no-op with one process)."""
+        if not self.active:
+            return
+        import torch.distributed as dist
+
+        if dist.get_backend() == "nccl":
+            dist.barrier(device_ids=[self.local_rank])
+        else:
+            dist.barrier()
+
+    def broadcast(self, obj: Any) -> Any:
+        """Return rank 0's ``obj`` on every rank (a picklable object).
+
+        Parameters
+        ----------
+        obj : object
+            This rank's value.
+
+        Returns
+        -------
+        object
+            Rank 0's value.
+        """
+        if not self.active:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def shard(self, items: list[Any]) -> list[Any]:
+        """Return the share of ``items`` for this rank (``items[rank::world_size]``).
+
+        Parameters
+        ----------
+        items : list
+            Work items, in the same order on every rank.
+
+        Returns
+        -------
+        list
+            The items this rank handles.
+        """
+        return items[self.rank :: self.world_size]
+
+    def close(self) -> None:
+        """Leave the process group if :meth:`from_env` joined it."""
+        if self.initialised_here:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+            self.initialised_here = False
