@@ -24,6 +24,12 @@ COMMANDS = {
     "info": "info",
     "convert": "convert",
     "predict": "predict",
+    "score": "score",
+    "train": "train",
+    "evaluate": "evaluate",
+    "finetune": "finetune",
+    "attribute": "attribute",
+    "ism": "ism",
 }
 
 log = logging.getLogger("enformer")
@@ -88,7 +94,8 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        public = {k: v for k, v in summary.items() if not k.startswith("_")}
+        print(json.dumps(public, indent=2, default=str))
         return
     text = summary.get("_text")
     if text:
