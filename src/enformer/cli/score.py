@@ -1,0 +1,255 @@
+"""``enformer score``: variant-effect scores from a VCF, a TSV or variant strings."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+HELP = "score variants (VCF/TSV/strings) -> Parquet, TSV, HDF5 (sad.h5) or annotated VCF"
+
+DESCRIPTION = """\
+Score genetic variants with an Enformer model. Each variant's reference and alternative
+windows (the variant's first REF base at input index L/2, DeepMind's convention) are predicted,
+averaged over the requested reverse-complement and shift copies, and compared with the chosen
+statistics over all output bins, the --center-bins around the variant, or the TSS bins of each
+gene of --genes.
+
+Statistics (R, A = ref, alt predictions; sums over bins):
+  SAD = sum A - sum R                    SAR = sum[log2(A+1) - log2(R+1)]
+  logSED (SADR) = log2(sum A + 1) - log2(sum R + 1)
+  D1 = sum |A - R|    D2 = sqrt(sum (A - R)^2)    SAX = (A - R) at the bin of max |A - R|
+  JS = symmetric KL of bin profiles (pseudocount: 25th percentile of R)
+  REF = sum R    ALT = sum A
+
+The output format follows --out's suffix: .parquet, .tsv[.gz] (tidy: one row per variant x
+track; --wide for a column per track), .h5 (basenji's sad.h5 layout) or .vcf[.gz] (the input
+VCF with INFO fields ENFORMER_<STAT>_T<track>). Skipped variants go to <out>.skipped.tsv and
+the resolved settings and formulas to <out>.settings.json. An interrupted run restarts where
+it left off when run again with the same settings."""
+
+# Lets "--shifts -1,0,1" through: argparse would otherwise take "-1,0,1" for an option.
+_NEGATIVE_NUMBERS = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+(,-?\d+)+$")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``score`` on the top-level subparsers."""
+    p = subparsers.add_parser(
+        "score",
+        help=HELP,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if hasattr(p, "_negative_number_matcher"):
+        p._negative_number_matcher = _NEGATIVE_NUMBERS
+    p.add_argument(
+        "--weights",
+        required=True,
+        metavar="DIR|NAME",
+        help="checkpoint directory, file or hub name",
+    )
+    p.add_argument("--fasta", required=True, metavar="FASTA", help="indexed genome FASTA")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--vcf", metavar="VCF", help="variants: VCF, VCF.gz or BCF")
+    source.add_argument("--tsv", metavar="TSV", help="variants: TSV with chrom pos ref alt [id]")
+    source.add_argument(
+        "--variant",
+        action="append",
+        metavar="CHR:POS:REF>ALT",
+        help="a variant, 1-based (repeatable), e.g. chr1:14677:G>A",
+    )
+    p.add_argument("--out", required=True, metavar="FILE", help="output file (format by suffix)")
+    p.add_argument(
+        "--stats", default="SAD", help="comma-separated statistics (default SAD), e.g. SAD,logSED"
+    )
+    p.add_argument(
+        "--tracks",
+        default=None,
+        metavar="SEL",
+        help="tracks: indices '0,5,10-20', or with a sheet identifiers, 'assay:CAGE', ... "
+        "(default all)",
+    )
+    p.add_argument(
+        "--targets",
+        metavar="SHEET",
+        help="track sheet (targets_human.txt) for names, identifiers and strand pairs",
+    )
+    p.add_argument("--head", default="human", help="output head (default human)")
+    window = p.add_mutually_exclusive_group()
+    window.add_argument(
+        "--genes", metavar="GTF", help="score the TSS bins of each gene of this GTF in the window"
+    )
+    window.add_argument(
+        "--center-bins", type=int, metavar="W", help="score only W bins around the variant"
+    )
+    p.add_argument(
+        "--tss-width", type=int, default=3, metavar="W", help="bins around each TSS (default 3)"
+    )
+    p.add_argument("--rc", action="store_true", help="average forward and reverse complement")
+    p.add_argument(
+        "--shifts",
+        nargs="+",
+        default=["0"],
+        metavar="S",
+        help="shifts in bp to average, e.g. --shifts -1,0,1 (default 0)",
+    )
+    p.add_argument(
+        "--on-ref-mismatch",
+        choices=["fail", "skip", "flip"],
+        default="fail",
+        help="REF differs from the genome: stop, skip and report, or flip when the genome "
+        "carries ALT (default fail)",
+    )
+    p.add_argument(
+        "--group-span",
+        type=int,
+        metavar="BP",
+        help="variants within BP share one reference window (placement recorded per variant)",
+    )
+    p.add_argument("--wide", action="store_true", help="one column per statistic and track")
+    p.add_argument(
+        "--vcf-tracks", metavar="SEL", help="VCF output: tracks to annotate (default all scored)"
+    )
+    p.add_argument("--batch-size", type=int, default=1, metavar="N", help="sequences per forward")
+    p.add_argument("--device", default=None, help="device, e.g. cpu or cuda:0")
+    p.add_argument(
+        "--chunk-size", type=int, default=64, metavar="N", help="variants per resumable chunk"
+    )
+    p.add_argument(
+        "--work-dir", metavar="DIR", help="resume directory (default <out>.enformer-work)"
+    )
+    p.add_argument("--no-resume", action="store_true", help="ignore finished chunks; start over")
+    p.add_argument("--keep-work", action="store_true", help="keep the work directory afterwards")
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="compute only shard I of N (1-based) into --work-dir and write no output; run once "
+        "per process/device with the same settings, then once without --shard to assemble",
+    )
+    p.add_argument(
+        "--chrom-alias",
+        action="store_true",
+        help="map chromosome names that differ only by 'chr' (1 <-> chr1, MT <-> chrM)",
+    )
+    return p
+
+
+def _parse_shifts(values: list[str]) -> tuple[int, ...]:
+    out: list[int] = []
+    for value in values:
+        for piece in value.replace(" ", ",").split(","):
+            if not piece:
+                continue
+            try:
+                out.append(int(piece))
+            except ValueError:
+                raise ValueError(f"--shifts takes integers (bp), got {piece!r}") from None
+    return tuple(out) or (0,)
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise ValueError(f"--shard takes I/N with 1 <= I <= N, e.g. 1/4; got {text!r}")
+    return int(match.group(1)) - 1, int(match.group(2))
+
+
+def _sheet(args: argparse.Namespace, weights_dir: Path | None) -> Any:
+    from ..data.tracks import TrackSheet, TrackSheetNotFound, find_track_sheet
+
+    if args.targets:
+        return TrackSheet.read(args.targets, head=args.head)
+    try:
+        path = find_track_sheet(args.head, weights_dir=weights_dir, download=False)
+    except TrackSheetNotFound:
+        return None
+    return TrackSheet.read(path, head=args.head)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Score the variants; return the summary."""
+    from ..data.genome import Genome
+    from ..variants.score import write_scores
+    from ..weights import load_pretrained
+
+    shifts = _parse_shifts(args.shifts)
+    shard = _parse_shard(args.shard)
+    model = load_pretrained(args.weights, device=args.device or "cpu", progress=not args.quiet)
+    weights = Path(args.weights)
+    weights_dir = (weights if weights.is_dir() else weights.parent) if weights.exists() else None
+    sheet = _sheet(args, weights_dir)
+    if sheet is not None and len(sheet) != model.config.heads.get(args.head, -1):
+        if args.targets:
+            raise ValueError(
+                f"track sheet {args.targets} has {len(sheet)} tracks but head {args.head!r} "
+                f"outputs {model.config.heads.get(args.head)}"
+            )
+        sheet = None
+    variants: Any = args.vcf or args.tsv or list(args.variant)
+    genome = Genome(args.fasta, chrom_aliases=args.chrom_alias)
+    try:
+        summary = write_scores(
+            model,
+            variants,
+            genome,
+            args.out,
+            stats=args.stats,
+            tracks=args.tracks,
+            track_sheet=sheet,
+            head=args.head,
+            rc=args.rc,
+            shifts=shifts,
+            genes_gtf=args.genes,
+            center_bins=args.center_bins,
+            tss_width=args.tss_width,
+            on_ref_mismatch=args.on_ref_mismatch,
+            group_span=args.group_span,
+            batch_size=args.batch_size,
+            device=args.device,
+            progress=not args.quiet,
+            wide=args.wide,
+            vcf_tracks=args.vcf_tracks,
+            chunk_size=args.chunk_size,
+            work_dir=args.work_dir,
+            resume=not args.no_resume,
+            keep_work=args.keep_work,
+            model_name=str(args.weights),
+            shard=shard,
+        )
+    finally:
+        genome.close()
+    if shard is not None:
+        summary["_text"] = (
+            f"shard {shard[0] + 1}/{shard[1]}: computed {summary['chunks_computed']} of "
+            f"{summary['chunks']} chunk(s) into {summary['work_dir']}; "
+            + (
+                "all chunks done: run again without --shard to write the outputs"
+                if summary["complete"]
+                else f"{summary['chunks_missing']} chunk(s) still missing (other shards)"
+            )
+        )
+        return summary
+    summary["_text"] = _render(summary)
+    return summary
+
+
+def _render(s: dict[str, Any]) -> str:
+    lines = [
+        f"wrote        {s['out']} ({s['format']})",
+        f"variants     {s['variants_scored']:,} scored, {s['variants_skipped']:,} skipped "
+        f"({s['skipped']})",
+        f"rows         {s['rows']:,} ({s['tracks']} track(s) of head {s['head']}; "
+        f"stats {', '.join(s['stats'])})",
+        f"settings     {s['settings']}",
+        f"time         {s['seconds']:.1f} s"
+        + (f" ({s['variants_per_second']} variants/s)" if s.get("variants_per_second") else ""),
+    ]
+    if s.get("resumed_chunks"):
+        lines.append(f"resumed      {s['resumed_chunks']} finished chunk(s)")
+    if s.get("skip_reasons"):
+        reasons = ", ".join(f"{k}: {v}" for k, v in s["skip_reasons"].items())
+        lines.append(f"skipped by   {reasons}")
+    return "\n".join(lines)
