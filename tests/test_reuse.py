@@ -83,3 +83,37 @@ def test_reuse_requires_eval(tiny_model, ref_x):
     tiny_model.train()
     with pytest.raises(RuntimeError, match="eval mode"):
         conv_activations(tiny_model, ref_x)
+
+
+def test_reuse_predictor_equals_naive_scorer(tiny_model):
+    """predict_alleles_reuse == predict_alleles (full forwards) for SNVs, an indel and RC/shifts."""
+    import numpy as np
+
+    from enformer.variants.reuse import predict_alleles_reuse
+    from enformer.variants.score import _NAIVE_PREDICT_ALLELES
+
+    m = 2
+    ref = random_onehot(2, 2048 + 2 * m, seed=21)
+    alts = []
+    for g, pos in [(0, m + 1024), (0, m + 3), (1, m + 2046), (1, m + 600)]:
+        alts.append(_mutate(ref[g], pos, (int(ref[g, pos].argmax()) + 1) % 4))
+    indel = ref[1].clone()
+    indel[m + 900 : -2] = ref[1][m + 902 :]  # a 2-bp deletion anchored upstream
+    alts.append(indel)
+    alt = torch.stack(alts)
+    ref_index = np.array([0, 0, 1, 1, 1])
+    pairs = np.array([1, 0, 2, 3, 4, 5, 6, 7, 9, 8])
+    kwargs = dict(
+        ref_index=ref_index,
+        head="human",
+        tracks=[0, 1, 8, 5],
+        strand_pairs=pairs,
+        rc=True,
+        shifts=(-1, 0, 2),
+        batch_size=3,
+    )
+    naive = _NAIVE_PREDICT_ALLELES(tiny_model, ref, alt, **kwargs)
+    fast = predict_alleles_reuse(tiny_model, ref, alt, **kwargs)
+    np.testing.assert_allclose(fast.ref, naive.ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fast.alt, naive.alt, rtol=1e-5, atol=1e-6)
+    assert not tiny_model.training

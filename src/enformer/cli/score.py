@@ -114,6 +114,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, metavar="N", help="sequences per forward")
     p.add_argument("--device", default=None, help="device, e.g. cpu or cuda:0")
     p.add_argument(
+        "--no-reuse",
+        action="store_true",
+        help="run full forwards of every allele instead of reusing the reference's conv "
+        "activations (same numbers, slower; for checking)",
+    )
+    p.add_argument(
         "--chunk-size", type=int, default=64, metavar="N", help="variants per resumable chunk"
     )
     p.add_argument(
@@ -218,6 +224,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             keep_work=args.keep_work,
             model_name=str(args.weights),
             shard=shard,
+            predictor=_naive_predictor() if args.no_reuse else None,
         )
     finally:
         genome.close()
@@ -253,3 +260,9 @@ def _render(s: dict[str, Any]) -> str:
         reasons = ", ".join(f"{k}: {v}" for k, v in s["skip_reasons"].items())
         lines.append(f"skipped by   {reasons}")
     return "\n".join(lines)
+
+
+def _naive_predictor():
+    from ..variants.score import _NAIVE_PREDICT_ALLELES
+
+    return _NAIVE_PREDICT_ALLELES

@@ -16,10 +16,13 @@ How a variant is scored
    all output bins, ``center_bins`` bins around the variant's bin, or the bins around the TSSs
    of each gene whose TSS lies in the output (``genes_gtf``).
 
-``predict_alleles`` is the one place where models run. A faster implementation with the same
-signature (e.g. one that reuses the reference's conv-tower activations) can be passed as
-``predictor=`` or installed by assigning ``enformer.variants.score.predict_alleles``; the
-scorer looks the module attribute up at call time.
+Models run in one function with the signature of :func:`predict_alleles` (full forwards of
+every window, the reference implementation). By default the scorer uses
+:func:`enformer.variants.reuse.predict_alleles_reuse`, which gives the same numbers while
+reusing the reference's conv-tower activations for its alternatives. Another implementation
+can be passed as ``predictor=`` (``predictor=predict_alleles`` for the naive one) or
+installed by assigning ``enformer.variants.score.predict_alleles``; the scorer looks the
+module attribute up at call time.
 
 Resuming
 --------
@@ -225,6 +228,11 @@ def predict_alleles(
                 bins = output_geometry(config, length).n_bins
                 outputs.append(np.zeros((0, bins, len(chosen)), dtype=np.float32))
     return AllelePredictions(outputs[0], outputs[1])
+
+
+# The full-forward implementation; the default scorer uses the exact-reuse one instead
+# (enformer.variants.reuse), which gives the same numbers faster.
+_NAIVE_PREDICT_ALLELES = predict_alleles
 
 
 @contextlib.contextmanager
@@ -773,11 +781,17 @@ def _open_genome(genome: Genome | str | os.PathLike[str]) -> tuple[Genome, bool]
 
 
 def _resolve_predictor(predictor: PredictAlleles | None) -> PredictAlleles:
+    """The given predictor; else an installed replacement; else the exact-reuse one."""
     if predictor is not None:
         return predictor
     import sys
 
-    return sys.modules[__name__].predict_alleles
+    current = sys.modules[__name__].predict_alleles
+    if current is not _NAIVE_PREDICT_ALLELES:
+        return current
+    from .reuse import predict_alleles_reuse
+
+    return predict_alleles_reuse
 
 
 def _iter_chunks(
