@@ -1,0 +1,197 @@
+"""``enformer evaluate``: per-track and per-assay Pearson r of a model on a data split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+HELP = "per-track and per-assay Pearson r of a model on a data split"
+
+DESCRIPTION = """\
+Evaluate a model on one split of a data set: the Poisson loss and, per track, the Pearson r
+between predictions and targets over all bins of all sequences of the split pooled together
+(DeepMind's and Basenji's definition), then its mean over tracks and over the tracks of each
+assay (from the track sheet's descriptions: CAGE, DNASE, CHIP, ...).
+
+  enformer evaluate --weights run/best --data data/basenji_tiny_hg38 --split test --pool 4
+
+DIR is a Basenji/Enformer TFRecord folder (statistics.json, tfrecords/, targets.txt) or an
+.npz file of arrays (see enformer.train.data.load_npz_split). Predictions with more bins than
+the targets are centre-cropped to them."""
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``evaluate``."""
+    p = sub.add_parser(
+        "evaluate",
+        help=HELP,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--weights", required=True, metavar="DIR|NAME", help="model weights")
+    p.add_argument("--data", required=True, metavar="DIR|NPZ", help="TFRecord folder or .npz")
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument(
+        "--kind",
+        choices=["auto", "tfrecord", "npz", "bigwig"],
+        default="auto",
+        help="data kind (default: npz for .npz files, else tfrecord)",
+    )
+    p.add_argument(
+        "--targets",
+        metavar="PATH",
+        help="track sheet (default: DIR/targets.txt, else targets_{head}.txt beside the weights)",
+    )
+    p.add_argument("--head", help="head to evaluate (default: 'human' if present, else the first)")
+    p.add_argument("--pool", type=int, default=1, help="pool this many target bins into one")
+    p.add_argument("--genome", metavar="FASTA", help="genome to extend TFRecord windows")
+    p.add_argument(
+        "--sequence-length", type=int, metavar="BP", help="model input length (default: records')"
+    )
+    p.add_argument("--batch-size", type=int, default=2, help="sequences per forward pass")
+    p.add_argument("--max-batches", type=int, metavar="N", help="evaluate only N batches")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: auto)")
+    p.add_argument("--no-amp", action="store_true", help="float32 on CUDA too (no bf16)")
+    p.add_argument("--out", metavar="JSON", help="also write the full report to this file")
+    return p
+
+
+def _fmt(value: float) -> str:
+    return "nan" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def _find_sheet(args: argparse.Namespace, head: str, n_tracks: int) -> Any | None:
+    from ..data.tracks import TrackSheet
+
+    candidates = []
+    if args.targets:
+        path = Path(args.targets)
+        if not path.exists():
+            raise FileNotFoundError(f"track sheet not found: {path}")
+        candidates.append(path / f"targets_{head}.txt" if path.is_dir() else path)
+    else:
+        data = Path(args.data)
+        if data.is_dir():
+            candidates.append(data / "targets.txt")
+        weights = Path(args.weights)
+        if weights.exists():
+            base = weights if weights.is_dir() else weights.parent
+            candidates.append(base / f"targets_{head}.txt")
+    for path in candidates:
+        if path.is_file():
+            sheet = TrackSheet.read(path, head=head)
+            if len(sheet) == n_tracks:
+                return sheet
+    return None
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Load the model and data, evaluate, and return the report."""
+    from ..train.config import DataConfig
+    from ..train.data import build_dataset, make_eval_loader
+    from ..train.distributed import resolve_device
+    from ..train.loop import evaluate
+    from ..weights import load_pretrained
+
+    device = resolve_device(args.device)
+    model = load_pretrained(args.weights, device=device, progress=not args.quiet)
+    heads = list(model.config.heads)
+    head = args.head or ("human" if "human" in heads else heads[0])
+    if head not in heads:
+        raise ValueError(f"the model has no head {head!r}; its heads are {heads}")
+    kind = args.kind
+    if kind == "auto":
+        kind = "npz" if str(args.data).endswith(".npz") else "tfrecord"
+    data = DataConfig(
+        kind=kind,
+        path=str(args.data),
+        genome=args.genome,
+        targets=args.targets if args.targets and os.path.isfile(args.targets) else None,
+        sequence_length=args.sequence_length,
+        pool=args.pool,
+        max_shift=0,
+        reverse_complement=False,
+    )
+    length = args.sequence_length
+    if length is None and kind == "bigwig":
+        length = model.config.sequence_length
+    dataset = build_dataset(
+        data,
+        args.split,
+        sequence_length=length,
+        bin_size=model.config.bin_size,
+        target_length=model.config.output_bins(length) if length else None,
+    )
+    loader = make_eval_loader(dataset, batch_size=args.batch_size)
+    sheet = _find_sheet(args, head, model.config.heads[head])
+    result = evaluate(
+        model,
+        loader,
+        head=head,
+        device=device,
+        amp=not args.no_amp,
+        track_sheet=sheet,
+        max_batches=args.max_batches,
+    )
+    summary = result.summary()
+    per_track = result.per_track(sheet)
+    report: dict[str, Any] = {
+        "weights": str(args.weights),
+        "data": str(args.data),
+        "split": args.split,
+        "head": head,
+        "metric": "per-track Pearson r over all bins of all sequences of the split, "
+        "mean over tracks (NaN tracks left out)",
+        **summary,
+        "per_track": per_track,
+        "settings": {
+            "kind": kind,
+            "pool": args.pool,
+            "sequence_length": args.sequence_length,
+            "batch_size": args.batch_size,
+            "max_batches": args.max_batches,
+            "track_sheet": str(sheet.path) if sheet is not None and sheet.path else None,
+        },
+    }
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(report, indent=2, default=_nan_none) + "\n", encoding="utf-8")
+        tmp.replace(out)
+        report["out"] = str(out)
+    report["_text"] = _text(report)
+    return report
+
+
+def _nan_none(value: Any) -> Any:
+    return str(value)
+
+
+def _text(report: dict[str, Any]) -> str:
+    lines = [
+        f"{report['split']} split of {report['data']}: {report['sequences']} sequences, "
+        f"{report['tracks']} tracks of head {report['head']!r}",
+        f"loss {_fmt(report['loss'])}  mean Pearson r {_fmt(report['mean_r'])}  "
+        f"mean R2 {_fmt(report['mean_r2'])}",
+    ]
+    if report["by_assay"]:
+        lines.append("")
+        lines.append("assay      tracks  mean r")
+        counts: dict[str, int] = {}
+        for row in report["per_track"]:
+            counts[row.get("assay", "")] = counts.get(row.get("assay", ""), 0) + 1
+        for assay, value in report["by_assay"].items():
+            lines.append(f"{assay:<10} {counts.get(assay, 0):>6}  {_fmt(value)}")
+    lines.append("")
+    lines.append("track  r       R2       identifier  description")
+    for row in report["per_track"]:
+        lines.append(
+            f"{row['index']:>5}  {_fmt(row['pearson_r']):<7} {_fmt(row['r2']):<8} "
+            f"{row.get('identifier', ''):<11} {row.get('description', '')}"
+        )
+    return "\n".join(lines)
