@@ -279,10 +279,15 @@ def test_gradient_checkpointing_gives_same_gradients():
 
     state = {k: v.clone() for k, v in model.state_dict().items()}
     g0 = grads(False)
+    after_plain = {k: v.clone() for k, v in model.state_dict().items()}
     model.load_state_dict(state)  # undo BN running-stat updates
     g1 = grads(True)
     for a, b in zip(g0, g1, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # The recomputation in backward must not update BatchNorm statistics a second time.
+    for k, v in model.state_dict().items():
+        if "running" in k or "num_batches" in k:
+            torch.testing.assert_close(v, after_plain[k], rtol=1e-5, atol=1e-7, msg=k)
 
 
 def test_fast_eval_path_equals_module_path(tiny_model):

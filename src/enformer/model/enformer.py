@@ -7,6 +7,8 @@ paths, so weight conversion is a short table (see :mod:`enformer.weights`).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -20,6 +22,28 @@ from .config import EnformerConfig
 from .layers import ConvBlock, ConvTowerBlock, Stem, crop_to_target, gelu
 
 __all__ = ["Enformer", "Trunk", "TransformerBlock", "FinalPointwise", "Head"]
+
+
+@contextlib.contextmanager
+def _batch_norm_stats_frozen(module: nn.Module) -> Iterator[None]:
+    """Keep BatchNorm running statistics unchanged (for checkpoint recomputation).
+
+    Activation checkpointing runs a block's forward a second time during backward; without
+    this the moving averages would be updated twice per step.
+    """
+    saved = []
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            tracked = None if m.num_batches_tracked is None else m.num_batches_tracked.clone()
+            saved.append((m, m.momentum, tracked))
+            m.momentum = 0.0  # running = running * (1 - 0) + batch * 0
+    try:
+        yield
+    finally:
+        for m, momentum, tracked in saved:
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
 
 
 class MHABlock(nn.Module):
@@ -131,7 +155,13 @@ class Trunk(nn.Module):
 
     def _run(self, block: nn.Module, x: torch.Tensor, *args: Any) -> torch.Tensor:
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint(block, x, *args, use_reentrant=False)
+            return checkpoint(
+                block,
+                x,
+                *args,
+                use_reentrant=False,
+                context_fn=lambda: (contextlib.nullcontext(), _batch_norm_stats_frozen(block)),
+            )
         return block(x, *args)
 
     def conv(self, x: torch.Tensor) -> torch.Tensor:
