@@ -457,9 +457,8 @@ def model_state(
 
     Notes
     -----
-    The trunk checkpoints its blocks only while its own ``training`` flag is set. To
-    checkpoint with every module in eval mode (BatchNorm moving averages, no dropout), only
-    the trunk object's flag is raised; its children stay in eval mode.
+    With ``checkpointing`` the trunk recomputes each block's activations in the backward
+    pass; every module stays in eval mode (BatchNorm moving averages, no dropout).
     """
     was_training = model.training
     modes = [(m, m.training) for m in model.modules()]
@@ -476,7 +475,6 @@ def model_state(
                 p.requires_grad_(False)
         if checkpointing:
             model.set_gradient_checkpointing(True)
-            trunk.training = True  # the flag alone: children stay in eval mode
         yield model
     finally:
         model.set_gradient_checkpointing(old_ckpt)

@@ -150,11 +150,12 @@ class Trunk(nn.Module):
             TransformerBlock(config) for _ in range(config.num_transformer_layers)
         )
         self.final_pointwise = FinalPointwise(config)
-        # Activation checkpointing of each tower/transformer block while training.
+        # Activation checkpointing of each tower/transformer block whenever gradients are
+        # computed (training, or gradients of an eval-mode model for attribution).
         self.gradient_checkpointing = False
 
     def _run(self, block: nn.Module, x: torch.Tensor, *args: Any) -> torch.Tensor:
-        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+        if self.gradient_checkpointing and torch.is_grad_enabled():
             return checkpoint(
                 block,
                 x,
