@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(args.seed)
     x = torch.from_numpy(np.eye(4, dtype=np.float32)[rng.integers(0, 4, (1, args.length))])
 
-    rate = matmul_rate()
+    rates = [matmul_rate()]  # measured again after every round; the best one is used
     flops = nominal_flops(ours.config, args.length)
     times = {"ours": [], "enformer_pytorch": []}
     peaks = {"ours": [], "enformer_pytorch": []}
@@ -170,6 +170,8 @@ def main(argv=None) -> int:
                 file=sys.stderr,
             )
             del y
+        rates.append(matmul_rate(reps=3))
+    rate = max(rates)
     ours_t = float(np.median(times["ours"]))
     theirs_t = float(np.median(times["enformer_pytorch"]))
     diff = (outs["ours"] - outs["enformer_pytorch"]).abs()
