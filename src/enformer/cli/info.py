@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tracks: dict[str, Any] = {}
     notes: list[str] = []
     heads = [args.head] if args.head else list(cfg.heads)
+    errors: list[str] = []
     for head in heads:
         if head not in cfg.heads:
             raise ValueError(f"the model has no head {head!r}; it has {', '.join(cfg.heads)}")
@@ -134,10 +135,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if spec:
             try:
                 chosen = sheet.select(spec)
-            except ValueError:
+            except ValueError as err:
                 if len(heads) == 1:
                     raise
                 chosen = []  # another head may match; an empty list here is an answer
+                errors.append(str(err))
             entry["matches"] = len(chosen)
             entry["tracks"] = [
                 {
@@ -150,6 +152,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for i in chosen[: args.limit]
             ]
         tracks[head] = entry
+    if errors and len(errors) == len(heads):
+        raise ValueError("; ".join(f"{h}: {e}" for h, e in zip(heads, errors, strict=True)))
     if tracks:
         summary["tracks"] = tracks
     if notes:
