@@ -572,3 +572,17 @@ def test_unreachable_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         find_track_sheet(
             "human", cache_dir=tmp_path / "cache", url=f"http://127.0.0.1:{port}/x.txt", timeout=5
         )
+
+
+def test_parse_index_spec_without_a_sheet():
+    from enformer.data.tracks import is_index_spec, parse_index_spec
+
+    assert parse_index_spec("0,5,10-12,5", 20) == [0, 5, 10, 11, 12]
+    assert parse_index_spec("all", 3) == [0, 1, 2]
+    assert is_index_spec(" 1 - 3 , 7") and not is_index_spec("assay:CAGE")
+    with pytest.raises(ValueError, match="out of range"):
+        parse_index_spec("3", 3)
+    with pytest.raises(ValueError, match="reversed"):
+        parse_index_spec("5-2", 9, "bin")
+    with pytest.raises(ValueError, match="cannot parse bin"):
+        parse_index_spec("K562", 9, "bin")

@@ -15,9 +15,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..data.tracks import is_index_spec, parse_index_spec
+
 log = logging.getLogger(__name__)
 
-_INDEX_SPEC = re.compile(r"^\s*(all|\*|\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*)\s*$", re.I)
 SETTINGS_NAME = "enformer_attribute.json"
 
 
@@ -125,27 +126,6 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def parse_index_spec(spec: str, n: int, what: str) -> list[int]:
-    """Parse ``'3'``, ``'10-20'`` (inclusive) or ``'1,5,7-9'`` into indices ``< n``."""
-    if not _INDEX_SPEC.match(spec):
-        raise ValueError(f"cannot parse {what} {spec!r}; expected e.g. '5', '10-20' or '1,5,7-9'")
-    if spec.strip().lower() in ("all", "*"):
-        return list(range(n))
-    out: list[int] = []
-    for term in spec.split(","):
-        lo_text, _, hi_text = term.strip().partition("-")
-        lo = int(lo_text)
-        hi = int(hi_text) if hi_text else lo
-        if hi < lo:
-            raise ValueError(f"{what} range {term.strip()!r} is reversed")
-        for i in range(lo, hi + 1):
-            if not 0 <= i < n:
-                raise ValueError(f"{what} {i} is out of range (0..{n - 1})")
-            if i not in out:
-                out.append(i)
-    return out
-
-
 def load_model(args: argparse.Namespace):
     """Load the weights; returns ``(model, weights_dir)``."""
     from ..weights import load_pretrained
@@ -167,7 +147,7 @@ def resolve_head_tracks(args: argparse.Namespace, model, weights_dir: Path | Non
     if head not in cfg.heads:
         raise ValueError(f"the model has no head {head!r}; it has {', '.join(cfg.heads)}")
     n = cfg.heads[head]
-    index_only = bool(_INDEX_SPEC.match(args.tracks))
+    index_only = is_index_spec(args.tracks)
     sheet = None
     try:
         path = find_track_sheet(

@@ -10,10 +10,11 @@ from typing import Any
 
 import torch
 
+from ..data.tracks import is_index_spec, parse_index_spec
+
 log = logging.getLogger(__name__)
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-_INDEX_SPEC = re.compile(r"^\s*(all|\*|\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*)\s*$", re.I)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -113,25 +114,6 @@ def _parse_shifts(text: str) -> tuple[int, ...]:
     return shifts
 
 
-def _parse_indices(spec: str, n: int) -> list[int] | None:
-    """Indices of an index-only selection ('all' gives None: every track)."""
-    if spec.strip().lower() in ("all", "*"):
-        return None
-    out: list[int] = []
-    for term in spec.split(","):
-        lo_text, _, hi_text = term.strip().partition("-")
-        lo = int(lo_text)
-        hi = int(hi_text) if hi_text else lo
-        if hi < lo:
-            raise ValueError(f"track range {term.strip()!r} is reversed")
-        for i in range(lo, hi + 1):
-            if not 0 <= i < n:
-                raise ValueError(f"track index {i} is out of range (the head has {n} tracks)")
-            if i not in out:
-                out.append(i)
-    return out
-
-
 def _find_sheet(head: str, args: argparse.Namespace, weights_dir: Path | None, needed: bool):
     from ..data.tracks import TrackSheet, TrackSheetNotFound, find_track_sheet
 
@@ -202,7 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if head not in cfg.heads:
             raise ValueError(f"the model has no head {head!r}; it has {', '.join(cfg.heads)}")
         spec = args.tracks or "all"
-        needs_names = not _INDEX_SPEC.match(spec)
+        needs_names = not is_index_spec(spec)
         weights_path = Path(args.weights)
         weights_dir = None
         if weights_path.exists():
@@ -211,7 +193,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if sheet is not None:
             tracks: Any = spec
         else:
-            tracks = _parse_indices(spec, cfg.heads[head])
+            every = spec.strip().lower() in ("all", "*")
+            tracks = None if every else parse_index_spec(spec, cfg.heads[head], "track")
             if args.rc:
                 log.warning(
                     "no track sheet for head %r: reverse-complement predictions are averaged "

@@ -891,3 +891,52 @@ def load_track_sheet(
         timeout=timeout,
     )
     return TrackSheet.read(found, head=head)
+
+
+# ---------------------------------------------------------------------- index-only specs
+_INDEX_SPEC = re.compile(r"^\s*(all|\*|\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*)\s*$", re.I)
+
+
+def is_index_spec(spec: str) -> bool:
+    """Whether ``spec`` selects by position only (``'all'``, ``'5'``, ``'0,3,10-20'``)."""
+    return bool(_INDEX_SPEC.match(spec))
+
+
+def parse_index_spec(spec: str, n: int, what: str = "track") -> list[int]:
+    """Parse an index-only selection without a track sheet.
+
+    Parameters
+    ----------
+    spec
+        ``'all'``/``'*'``, or comma-separated indices and inclusive ranges, e.g. ``'0,5,10-12'``.
+    n
+        Number of items (indices must lie in ``0 .. n-1``).
+    what
+        Name of the items in error messages (``'track'``, ``'bin'``).
+
+    Returns
+    -------
+    list of int
+        The indices in the given order, each once (``'all'`` gives ``0 .. n-1``).
+
+    Raises
+    ------
+    ValueError
+        If the text is not such a selection, a range is reversed or an index is out of range.
+    """
+    if not is_index_spec(spec):
+        raise ValueError(f"cannot parse {what} {spec!r}; expected e.g. '5', '10-20' or '1,5,7-9'")
+    if spec.strip().lower() in ("all", "*"):
+        return list(range(n))
+    out: dict[int, None] = {}
+    for term in spec.split(","):
+        lo_text, _, hi_text = term.strip().partition("-")
+        lo = int(lo_text)
+        hi = int(hi_text) if hi_text.strip() else lo
+        if hi < lo:
+            raise ValueError(f"{what} range {term.strip()!r} is reversed")
+        for i in range(lo, hi + 1):
+            if not 0 <= i < n:
+                raise ValueError(f"{what} index {i} is out of range (0..{n - 1})")
+            out.setdefault(i, None)
+    return list(out)
