@@ -13,6 +13,10 @@ from enformer import Enformer, EnformerConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Tiny models run fastest on one thread, and a second OpenMP thread stalls badly whenever
+# the machine is shared; ENFORMER_TEST_THREADS overrides.
+torch.set_num_threads(int(os.environ.get("ENFORMER_TEST_THREADS", "1")))
+
 
 def shared_root() -> Path:
     """The shared reference folder: $ENFORMER_SHARED, else ../shared beside the checkout."""

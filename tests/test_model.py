@@ -337,3 +337,17 @@ def test_query_blocks_and_cropped_last_layer_equal_full_computation(tiny_model, 
     torch.testing.assert_close(cropped, full, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(blocked, full, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(via_forward, full, rtol=1e-5, atol=1e-6)
+
+
+def test_config_rejects_unusable_defaults_for_small_models():
+    with pytest.raises(ValueError, match="set tower_filters explicitly"):
+        EnformerConfig(channels=96, num_heads=4, num_relative_position_features=24)
+    with pytest.raises(ValueError, match="set num_relative_position_features explicitly"):
+        EnformerConfig(channels=64, num_heads=4, tower_filters=(32, 40, 48, 56, 60, 64))
+    cfg = EnformerConfig(
+        channels=96,
+        num_heads=4,
+        num_relative_position_features=24,
+        tower_filters=(48, 56, 64, 72, 84, 96),
+    )
+    assert cfg.filters[-1] == 96

@@ -539,3 +539,19 @@ def test_early_stopping_and_multinomial_loss(tmp_path):
     never = dataclasses.replace(cfg, resume="never")
     with pytest.raises(FileExistsError, match="resume=never"):
         fit(Enformer(tiny_config()), data, config=never)
+
+
+def test_relative_position_biases_are_never_decayed():
+    from enformer import Enformer, EnformerConfig
+    from enformer.train.optim import parameter_groups
+
+    model = Enformer(EnformerConfig.tiny())
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {
+        names[id(p)]
+        for group in parameter_groups(model, weight_decay=0.1)
+        if group["weight_decay"] > 0
+        for p in group["params"]
+    }
+    assert not any(n.endswith(("r_w_bias", "r_r_bias")) for n in decayed)
+    assert any(n.endswith("q_layer.weight") for n in decayed)

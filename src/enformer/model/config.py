@@ -103,7 +103,15 @@ class EnformerConfig:
             raise ValueError(
                 "num_relative_position_features must be divisible by 6 "
                 "(3 feature families x symmetric/antisymmetric), "
-                f"got {self.relative_position_features}"
+                f"got {self.relative_position_features} (channels // num_heads by default); "
+                "set num_relative_position_features explicitly"
+            )
+        filters = self.filters
+        if any(f < 1 for f in filters) or (filters and filters[-1] != self.channels):
+            raise ValueError(
+                f"conv-tower filters {filters} do not work: each must be positive and the last "
+                f"must equal channels={self.channels} (the default rounds to multiples of 128, "
+                "which suits channels >= 256); set tower_filters explicitly"
             )
 
     # ----------------------------------------------------------------- derived

@@ -110,7 +110,8 @@ def parameter_groups(
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        decay = weight_decay > 0 and param.dim() >= 2
+        is_rel_bias = name.endswith(("r_w_bias", "r_r_bias"))  # (1, H, 1, K): biases
+        decay = weight_decay > 0 and param.dim() >= 2 and not is_rel_bias
         in_head = name.startswith("heads.")
         groups.setdefault((decay, in_head), []).append(param)
     out = []
