@@ -128,14 +128,12 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_model(args: argparse.Namespace):
     """Load the weights; returns ``(model, weights_dir)``."""
-    from ..weights import load_pretrained
+    from ..weights import load_pretrained, weights_dir
 
     model = load_pretrained(args.weights, progress=not args.quiet)
-    path = Path(args.weights)
-    weights_dir = (path if path.is_dir() else path.parent) if path.exists() else None
     if model.config.description:
         log.info("model: %s", model.config.description)
-    return model, weights_dir
+    return model, weights_dir(args.weights)
 
 
 def resolve_head_tracks(args: argparse.Namespace, model, weights_dir: Path | None) -> dict:

@@ -66,6 +66,7 @@ def _fmt(value: float) -> str:
 
 def _find_sheet(args: argparse.Namespace, head: str, n_tracks: int) -> Any | None:
     from ..data.tracks import TrackSheet
+    from ..weights import weights_dir
 
     candidates = []
     if args.targets:
@@ -77,9 +78,8 @@ def _find_sheet(args: argparse.Namespace, head: str, n_tracks: int) -> Any | Non
         data = Path(args.data)
         if data.is_dir():
             candidates.append(data / "targets.txt")
-        weights = Path(args.weights)
-        if weights.exists():
-            base = weights if weights.is_dir() else weights.parent
+        base = weights_dir(args.weights)
+        if base is not None:
             candidates.append(base / f"targets_{head}.txt")
     for path in candidates:
         if path.is_file():

@@ -88,13 +88,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     weights_dir: Path | None = None
     if args.weights:
         from ..weights import load_pretrained
+        from ..weights import weights_dir as local_weights_dir
 
         model = load_pretrained(args.weights)
         cfg = model.config
         source = args.weights
-        p = Path(args.weights)
-        if p.exists():
-            weights_dir = p if p.is_dir() else p.parent
+        weights_dir = local_weights_dir(args.weights)
     else:
         cfg = EnformerConfig.preset(args.preset)
         with torch.device("meta"):

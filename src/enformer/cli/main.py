@@ -21,6 +21,7 @@ from .. import __version__
 
 # Subcommand name -> module under enformer.cli (imported lazily to keep start-up fast).
 COMMANDS = {
+    "demo": "demo",
     "info": "info",
     "convert": "convert",
     "predict": "predict",

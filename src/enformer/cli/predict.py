@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ..inference.tiling import whole_chromosomes
     from ..inference.writers import predict_to_files
     from ..weights import load_pretrained
+    from ..weights import weights_dir as local_weights_dir
 
     shifts = _parse_shifts(args.shifts)
     if args.batch_size < 1:
@@ -185,10 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"the model has no head {head!r}; it has {', '.join(cfg.heads)}")
         spec = args.tracks or "all"
         needs_names = not is_index_spec(spec)
-        weights_path = Path(args.weights)
-        weights_dir = None
-        if weights_path.exists():
-            weights_dir = weights_path if weights_path.is_dir() else weights_path.parent
+        weights_dir = local_weights_dir(args.weights)
         sheet = _find_sheet(head, args, weights_dir, needed=needs_names)
         if sheet is not None:
             tracks: Any = spec

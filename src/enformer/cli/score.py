@@ -179,14 +179,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Score the variants; return the summary."""
     from ..data.genome import Genome
     from ..variants.score import write_scores
-    from ..weights import load_pretrained
+    from ..weights import load_pretrained, weights_dir
 
     shifts = _parse_shifts(args.shifts)
     shard = _parse_shard(args.shard)
     model = load_pretrained(args.weights, device=args.device or "cpu", progress=not args.quiet)
-    weights = Path(args.weights)
-    weights_dir = (weights if weights.is_dir() else weights.parent) if weights.exists() else None
-    sheet = _sheet(args, weights_dir)
+    sheet = _sheet(args, weights_dir(args.weights))
     if sheet is not None and len(sheet) != model.config.heads.get(args.head, -1):
         if args.targets:
             raise ValueError(

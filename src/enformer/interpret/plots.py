@@ -63,11 +63,15 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def _title(fig: Figure, title: str | None, description: str | None) -> None:
-    text = title or ""
+    import textwrap
+
+    # wrap to the figure's width (about 11 characters per inch at this font size)
+    width = max(40, int(fig.get_figwidth() * 11))
+    lines = textwrap.wrap(title, width) if title else []
     if description:
-        text = f"{text}\nmodel: {description}" if text else f"model: {description}"
-    if text:
-        fig.suptitle(text, fontsize=11)
+        lines += textwrap.wrap(f"model: {description}", width)
+    if lines:
+        fig.suptitle("\n".join(lines), fontsize=11)
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 150) -> Path:

@@ -1,5 +1,6 @@
 """Weights in and out: conversion tables, loading and saving checkpoints."""
 
+from .bundled import BUNDLED_MODELS, bundled_path, model_card, weights_dir
 from .convert import (
     WeightsError,
     config_from_hf,
@@ -18,6 +19,10 @@ from .io import (
 )
 
 __all__ = [
+    "BUNDLED_MODELS",
+    "bundled_path",
+    "model_card",
+    "weights_dir",
     "WeightsError",
     "WeightsNotFound",
     "config_from_hf",

@@ -42,6 +42,7 @@ import torch
 
 from ..model.config import EnformerConfig
 from ..model.enformer import Enformer
+from .bundled import BUNDLED_MODELS, bundled_path, is_bundled
 from .convert import (
     WeightsError,
     _report,
@@ -211,7 +212,8 @@ def load_pretrained(
         ``pytorch_model.bin``); a ``.npz`` of TF variables; a single ``.safetensors`` /
         ``.bin`` / ``.pt`` file with a ``config.json`` beside it; or a hub name
         ``owner/name`` (anything of that shape that is not an existing path), e.g.
-        ``"EleutherAI/enformer-official-rough"``.
+        ``"EleutherAI/enformer-official-rough"``; or the name of a model shipped inside
+        the package (``"mini"``, a small demo model; see :mod:`enformer.weights.bundled`).
     config
         ``None``: the architecture stored with the weights. An :class:`EnformerConfig`:
         build this model instead (also the only way to read a bare weights file with no
@@ -326,6 +328,8 @@ def _resolve(
     path = Path(text).expanduser()
     if path.exists():
         return path
+    if isinstance(path_or_name, str) and is_bundled(text):
+        return bundled_path(text)
     if isinstance(path_or_name, str) and _HUB_NAME.fullmatch(text) and ".." not in text:
         try:
             return hub_download(text, revision=revision, cache_dir=cache_dir, progress=progress)
@@ -336,7 +340,8 @@ def _resolve(
             ) from None
     raise WeightsNotFound(
         f"no such file or directory: {text} (expected a checkpoint directory, a .npz / "
-        ".safetensors / .bin file, or a hub name like EleutherAI/enformer-official-rough)"
+        ".safetensors / .bin file, a hub name like EleutherAI/enformer-official-rough, or a "
+        f"bundled model: {', '.join(sorted(BUNDLED_MODELS))})"
     )
 
 
