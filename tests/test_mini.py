@@ -198,9 +198,10 @@ def test_demo_runs_and_reports(demo_run, capsys):
     assert summary["weights"] == "mini"
     assert "mini" in summary["model_description"]
     assert len(summary["variants"]) == 5
-    assert summary["strongest_variant"] == max(
-        summary["variants"], key=lambda v: v["max_abs_SAD"]
-    )["id"]
+    assert (
+        summary["strongest_variant"]
+        == max(summary["variants"], key=lambda v: v["max_abs_SAD"])["id"]
+    )
     assert any("enformer-official" in step for step in summary["next_steps"])
     for key in ("fasta", "gtf", "bed", "vcf", "scores", "tracks_png", "variant_png"):
         assert Path(summary["files"][key]).is_file(), key
@@ -300,3 +301,57 @@ def test_demo_bad_track_selection_exits_2(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "no_such_track" in err[-1]
+
+
+def test_other_commands_take_weights_mini_with_its_track_sheet(demo_run, tmp_path, capsys):
+    _, out = demo_run
+    capsys.readouterr()
+    assert main(["info", "--weights", "mini", "--tracks", "assay:DNASE", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert "mini" in info["description"]
+    assert (
+        main(
+            [
+                "predict",
+                "--weights",
+                "mini",
+                "--fasta",
+                str(out / "construct.fa"),
+                "--region",
+                "demo:80,001-90,000",
+                "--tracks",
+                "CNhs10752+,ENCFF890OGQ",
+                "--out",
+                str(tmp_path / "p"),
+                "--json",
+                "-q",
+            ]  # fmt: skip
+        )
+        == 0
+    )
+    pred = json.loads(capsys.readouterr().out)
+    assert "mini" in pred["model_description"]
+    names = sorted(Path(f["path"]).name for f in pred["files"])
+    assert names == ["human_track0_CNhs10752+.bw", "human_track24_ENCFF890OGQ.bw"]
+    assert (
+        main(
+            [
+                "score",
+                "--weights",
+                "mini",
+                "--fasta",
+                str(out / "construct.fa"),
+                "--vcf",
+                str(out / "variants.vcf"),
+                "--tracks",
+                "assay:DNASE",
+                "--out",
+                str(tmp_path / "s.tsv"),
+                "--json",
+                "-q",
+            ]  # fmt: skip
+        )
+        == 0
+    )
+    score = json.loads(capsys.readouterr().out)
+    assert "mini" in score["model_description"] and score["rows"] == 5 * 10

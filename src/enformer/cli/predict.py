@@ -245,6 +245,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "units": result.units,
         "computed": result.computed,
         "reused": result.reused,
+        "model_description": cfg.description or None,
     }
     if result.world_size > 1:
         summary["rank"] = result.rank
@@ -268,4 +269,6 @@ def _render(s: dict[str, Any], rank: int) -> str:
             n = sum(len(v) for v in f.get("tracks", {}).values())
             lines.append(f"  {f['path']}  [{n} track(s), {len(f.get('regions', []))} region(s)]")
     lines.append(f"settings: {s['settings']}")
+    if s.get("model_description"):
+        lines.append(f"model: {s['model_description']}")
     return "\n".join(lines)

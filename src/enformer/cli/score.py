@@ -237,6 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
         return summary
+    summary["model_description"] = model.config.description or None
     summary["_text"] = _render(summary)
     return summary
 
@@ -257,6 +258,8 @@ def _render(s: dict[str, Any]) -> str:
     if s.get("skip_reasons"):
         reasons = ", ".join(f"{k}: {v}" for k, v in s["skip_reasons"].items())
         lines.append(f"skipped by   {reasons}")
+    if s.get("model_description"):
+        lines.append(f"model        {s['model_description']}")
     return "\n".join(lines)
 
 
