@@ -600,7 +600,8 @@ def test_trained_model_attributes_to_planted_ctcf_motif(shared_data):
         per_pos = attr.per_position[row]
         windows = np.convolve(np.abs(per_pos), np.ones(width), mode="valid")
         top = int(np.argmax(windows))
-        assert abs(top - where[i]) <= 2, (top, where[i])
+        # the best motif-wide window overlaps the planted site by at least half of it
+        assert abs(top - where[i]) <= width // 2, (top, where[i])
         inside = np.abs(per_pos[where[i] : where[i] + width]).sum() / np.abs(per_pos).sum()
         assert inside > 4 * width / length  # far more than the motif's share of the bases
         assert int(np.argmax(per_pos)) in range(where[i], where[i] + width)

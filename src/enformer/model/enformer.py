@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 from . import fast
 from .attention import MultiheadAttention
 from .config import EnformerConfig
+from .init import init_deepmind_
 from .layers import ConvBlock, ConvTowerBlock, Stem, crop_to_target, gelu
 
 __all__ = ["Enformer", "Trunk", "TransformerBlock", "FinalPointwise", "Head"]
@@ -226,6 +227,7 @@ class Head(nn.Module):
     def __init__(self, in_features: int, num_tracks: int) -> None:
         super().__init__()
         self.linear = nn.Linear(in_features, num_tracks)
+        init_deepmind_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T, 2C) -> (B, T, tracks)``."""
@@ -256,6 +258,7 @@ class Enformer(nn.Module):
         self.heads = nn.ModuleDict(
             {name: Head(self.config.embedding_dim, n) for name, n in self.config.heads.items()}
         )
+        init_deepmind_(self)
 
     # ------------------------------------------------------------------ input
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
