@@ -36,6 +36,13 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
+def _torchrun_env() -> tuple[int, int, int]:
+    """``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` (default ``RANK``) as set by ``torchrun``."""
+    world = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    return world, rank, _env_int("LOCAL_RANK", rank)
+
+
 @dataclass
 class DistributedContext:
     """Where the current process stands among the processes of one run.
@@ -72,9 +79,7 @@ class DistributedContext:
         DistributedContext
             A single-process context when ``WORLD_SIZE`` is unset or 1.
         """
-        world = _env_int("WORLD_SIZE", 1)
-        rank = _env_int("RANK", 0)
-        local = _env_int("LOCAL_RANK", rank)
+        world, rank, local = _torchrun_env()
         if world <= 1:
             return cls()
         if not 0 <= rank < world:

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from ..inference.distributed import _env_int, _torchrun_env
 
 __all__ = [
     "CrossReplicaBatchNorm1d",
@@ -81,16 +82,6 @@ class DistEnv:
         return self.world_size > 1
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
-
-
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
     """``"auto"`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``."""
     if isinstance(device, torch.device):
@@ -122,9 +113,7 @@ def init_distributed(
     DistEnv
         A single-process environment when ``WORLD_SIZE`` is unset or 1.
     """
-    world = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
-    local = _env_int("LOCAL_RANK", rank)
+    world, rank, local = _torchrun_env()
     dev = resolve_device(device, local)
     if world <= 1:
         return DistEnv(device=dev)
