@@ -572,6 +572,37 @@ def _h5_strings(values: Sequence[str]) -> np.ndarray:
     return np.array(encoded, dtype=f"S{width}")
 
 
+def _h5_header(
+    f: Any, layout: str, bin_size: int, settings: Mapping[str, Any], tables: Mapping[str, Any]
+) -> None:
+    """Write the layout, bin size, settings and small tables of an HDF5 output."""
+    f.attrs["layout"] = layout
+    f.attrs["bin_size"] = bin_size
+    f["settings"] = json.dumps(settings, default=str)
+    for key, arr in tables.items():
+        f[key] = _h5_strings(arr.tolist()) if arr.dtype.kind == "U" else arr
+
+
+def _bin_dtypes(chrom_dtype: np.dtype) -> dict[str, np.dtype]:
+    """Names and dtypes of the ``bins/*`` tables of a regions output, in order."""
+    int64 = np.dtype(np.int64)
+    return {"bins/chrom": chrom_dtype, "bins/start": int64, "bins/end": int64, "bins/region": int64}
+
+
+def _bin_columns(
+    tile: Tile, plan: TilePlan, sizes: Mapping[str, int], chrom_dtype: np.dtype
+) -> dict[str, np.ndarray]:
+    """A tile's rows of the ``bins/*`` tables (chromosome names as bytes for an ``S`` dtype)."""
+    starts, ends = _bin_coords(tile, plan, sizes)
+    chrom = tile.chrom.encode() if chrom_dtype.kind == "S" else tile.chrom
+    return {
+        "bins/chrom": np.full(tile.n_keep, chrom, dtype=chrom_dtype),
+        "bins/start": starts,
+        "bins/end": ends,
+        "bins/region": np.full(tile.n_keep, tile.region, dtype=np.int64),
+    }
+
+
 def _assemble_h5_regions(
     final: Path,
     store: ChunkStore,
@@ -586,21 +617,18 @@ def _assemble_h5_regions(
 
     total = plan.total_bins
     rows = _tile_rows(plan)
-    chrom_width = max(len(c.encode()) for c in sizes)
+    chrom_dtype = np.dtype(f"S{max(len(c.encode()) for c in sizes)}")
     with atomic_path(final) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["layout"] = "regions"
-        f.attrs["bin_size"] = plan.geometry.bin_size
-        f["settings"] = json.dumps(settings, default=str)
-        for key, arr in {**_region_tables(plan), **_track_tables(tracks, identifiers)}.items():
-            f[key] = _h5_strings(arr.tolist()) if arr.dtype.kind == "U" else arr
+        tables = {**_region_tables(plan), **_track_tables(tracks, identifiers)}
+        _h5_header(f, "regions", plan.geometry.bin_size, settings, tables)
         values = {
             h: f.create_dataset(f"{h}/values", shape=(total, len(idx)), dtype="float32")
             for h, idx in tracks.items()
         }
-        chrom_ds = f.create_dataset("bins/chrom", shape=(total,), dtype=f"S{chrom_width}")
-        start_ds = f.create_dataset("bins/start", shape=(total,), dtype="int64")
-        end_ds = f.create_dataset("bins/end", shape=(total,), dtype="int64")
-        region_ds = f.create_dataset("bins/region", shape=(total,), dtype="int64")
+        bins = {
+            name: f.create_dataset(name, shape=(total,), dtype=dtype)
+            for name, dtype in _bin_dtypes(chrom_dtype).items()
+        }
         bar = progress_bar(len(plan), "h5", progress, unit="tile")
         try:
             for tile in plan:
@@ -609,11 +637,8 @@ def _assemble_h5_regions(
                 hi = lo + tile.n_keep
                 for h, ds in values.items():
                     ds[lo:hi] = chunk[h]
-                starts, ends = _bin_coords(tile, plan, sizes)
-                chrom_ds[lo:hi] = np.full(tile.n_keep, tile.chrom.encode(), dtype=f"S{chrom_width}")
-                start_ds[lo:hi] = starts
-                end_ds[lo:hi] = ends
-                region_ds[lo:hi] = tile.region
+                for name, column in _bin_columns(tile, plan, sizes, chrom_dtype).items():
+                    bins[name][lo:hi] = column
                 bar.update()
         finally:
             bar.close()
@@ -659,6 +684,21 @@ class _NpzStream:
         self._zip.close()
 
 
+def _npz_header(
+    z: _NpzStream,
+    layout: str,
+    bin_size: int,
+    settings: Mapping[str, Any],
+    tables: Mapping[str, Any],
+) -> None:
+    """Write the layout, bin size, settings and small tables of an NPZ output."""
+    z.add("layout", np.array(layout))
+    z.add("bin_size", np.array(bin_size, dtype=np.int64))
+    z.add("settings", np.array(json.dumps(settings, default=str)))
+    for key, arr in tables.items():
+        z.add(key, arr)
+
+
 def _assemble_npz_regions(
     final: Path,
     store: ChunkStore,
@@ -674,11 +714,8 @@ def _assemble_npz_regions(
     with atomic_path(final) as tmp:
         z = _NpzStream(tmp)
         try:
-            z.add("layout", np.array("regions"))
-            z.add("bin_size", np.array(plan.geometry.bin_size, dtype=np.int64))
-            z.add("settings", np.array(json.dumps(settings, default=str)))
-            for key, arr in {**_region_tables(plan), **_track_tables(tracks, identifiers)}.items():
-                z.add(key, arr)
+            tables = {**_region_tables(plan), **_track_tables(tracks, identifiers)}
+            _npz_header(z, "regions", plan.geometry.bin_size, settings, tables)
             bar = progress_bar(len(plan) * len(tracks), "npz", progress, unit="tile")
             try:
                 for head, idx in tracks.items():
@@ -688,24 +725,10 @@ def _assemble_npz_regions(
                             bar.update()
             finally:
                 bar.close()
-            coords = [
-                ("bins/chrom", chrom_dtype),
-                ("bins/start", np.int64),
-                ("bins/end", np.int64),
-                ("bins/region", np.int64),
-            ]
-            for name, dtype in coords:
+            for name, dtype in _bin_dtypes(chrom_dtype).items():
                 with z.stream(name, dtype, (total,)) as write:
                     for tile in plan:
-                        starts, ends = _bin_coords(tile, plan, sizes)
-                        if name == "bins/chrom":
-                            write(np.full(tile.n_keep, tile.chrom, dtype=chrom_dtype))
-                        elif name == "bins/start":
-                            write(starts)
-                        elif name == "bins/end":
-                            write(ends)
-                        else:
-                            write(np.full(tile.n_keep, tile.region, dtype=np.int64))
+                        write(_bin_columns(tile, plan, sizes, chrom_dtype)[name])
         finally:
             z.close()
 
@@ -733,11 +756,7 @@ def _assemble_sequences(
             import h5py
 
             with h5py.File(tmp, "w") as f:
-                f.attrs["layout"] = "sequences"
-                f.attrs["bin_size"] = geometry.bin_size
-                f["settings"] = json.dumps(settings, default=str)
-                for key, arr in small.items():
-                    f[key] = _h5_strings(arr.tolist()) if arr.dtype.kind == "U" else arr
+                _h5_header(f, "sequences", geometry.bin_size, settings, small)
                 for head, idx in tracks.items():
                     ds = f.create_dataset(f"{head}/values", shape=(n, bins, len(idx)), dtype="f4")
                     for i in range(n):
@@ -745,11 +764,7 @@ def _assemble_sequences(
         else:
             z = _NpzStream(tmp)
             try:
-                z.add("layout", np.array("sequences"))
-                z.add("bin_size", np.array(geometry.bin_size, dtype=np.int64))
-                z.add("settings", np.array(json.dumps(settings, default=str)))
-                for key, arr in small.items():
-                    z.add(key, arr)
+                _npz_header(z, "sequences", geometry.bin_size, settings, small)
                 for head, idx in tracks.items():
                     with z.stream(f"{head}/values", np.float32, (n, bins, len(idx))) as write:
                         for i in range(n):
