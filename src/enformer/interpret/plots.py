@@ -173,6 +173,11 @@ def _gene_rows(genes: Sequence[Gene] | None, start: int, end: int, max_rows: int
     return max(_pack_rows(sorted(genes, key=lambda g: g.start), start, end, max_rows)) + 1
 
 
+def _gene_panel(genes: Sequence[Gene] | None, start: int, end: int) -> list[float]:
+    """Height ratio of the gene axis under a plot (``[]`` without gene annotation)."""
+    return [] if genes is None else [0.35 + 0.45 * _gene_rows(genes, start, end)]
+
+
 def draw_genes(
     ax: Axes,
     genes: Sequence[Gene],
@@ -329,8 +334,7 @@ def plot_tracks(
     if len(labels) != n_tracks:
         raise ValueError(f"{len(labels)} labels for {n_tracks} tracks")
     shown = _genes_in(genes, gtf, chrom, start, end)
-    n_rows = _gene_rows(shown, start, end) if shown is not None else 0
-    heights = [track_height] * n_tracks + ([0.35 + 0.45 * n_rows] if shown is not None else [])
+    heights = [track_height] * n_tracks + _gene_panel(shown, start, end)
     fig = _new_figure(width, sum(heights) + 0.9)
     axes = fig.subplots(len(heights), 1, sharex=True, height_ratios=heights, squeeze=False)[:, 0]
     for i in range(n_tracks):
@@ -416,12 +420,7 @@ def plot_variant(
     end = start + n_bins * bin_size
     labels = list(labels) if labels is not None else [f"track {i}" for i in range(n_tracks)]
     shown = _genes_in(genes, gtf, chrom, start, end)
-    n_rows = _gene_rows(shown, start, end) if shown is not None else 0
-    heights: list[float] = []
-    for _ in range(n_tracks):
-        heights += [1.0, 0.7]
-    if shown is not None:
-        heights.append(0.35 + 0.45 * n_rows)
+    heights = [1.0, 0.7] * n_tracks + _gene_panel(shown, start, end)
     fig = _new_figure(width, sum(heights) + 1.0)
     axes = fig.subplots(len(heights), 1, sharex=True, height_ratios=heights, squeeze=False)[:, 0]
     edges = start + bin_size * np.arange(n_bins + 1)
@@ -618,8 +617,7 @@ def plot_attribution(
         lo, hi = peak_window(per_pos, zoom_width)
         zoom = (x0 + lo, x0 + hi)
     shown = _genes_in(genes, gtf, a.chrom, x0, x0 + length)
-    n_rows = _gene_rows(shown, x0, x0 + length) if shown is not None else 0
-    heights = [1.6] + ([0.35 + 0.45 * n_rows] if shown is not None else []) + [1.9]
+    heights = [1.6] + _gene_panel(shown, x0, x0 + length) + [1.9]
     fig = _new_figure(width, sum(heights) + 1.2)
     grid = fig.add_gridspec(len(heights), 1, height_ratios=heights)
     ax = fig.add_subplot(grid[0])
@@ -912,8 +910,7 @@ def plot_attention_profile(
     step = maps.bin_size if genomic else 1
     lo, hi = x0, x0 + t * step
     shown = _genes_in(genes, gtf, chrom, lo, hi) if genomic else None
-    n_rows = _gene_rows(shown, lo, hi) if shown is not None else 0
-    heights = [2.2] + ([0.35 + 0.45 * n_rows] if shown is not None else [])
+    heights = [2.2] + _gene_panel(shown, lo, hi)
     fig = _new_figure(width, sum(heights) + 1.0)
     axes = fig.subplots(len(heights), 1, sharex=True, height_ratios=heights, squeeze=False)[:, 0]
     ax = axes[0]
