@@ -129,6 +129,12 @@ def assay_table(report: dict, sheet: list[dict[str, str]]) -> list[tuple[str, in
     return rows
 
 
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
 def read_logs(run: Path) -> dict:
     evals = list(csv.DictReader(open(run / "eval_log.csv")))
     train = list(csv.DictReader(open(run / "train_log.csv")))
@@ -190,8 +196,10 @@ OMP_NUM_THREADS=1 enformer train configs/mini.yaml data.path=../shared/data/base
 python scripts/bundle_mini.py runs/mini --data ../shared/data/basenji_tiny_hg38
 ```
 
-Poisson loss, Adam (lr 1e-3, {warmup}-update warm-up, cosine decay to 1e-4), global-norm clip
-0.2, batch 4, random shifts of up to 3 bp and reverse complements (strand pairs swapped).
+Poisson loss, Adam (lr {lr:g}, {warmup}-update warm-up, cosine decay to {min_lr:g}), global-norm
+clip {clip:g}, batch {batch}, random shifts of up to 3 bp and reverse complements (strand
+pairs swapped).
+The code was this repository at commit `{commit}` (torch {torch_version}, CPU).
 {updates} updates ({epochs} epochs) took {minutes:.0f} min on one CPU thread; the training loss
 went from {first_loss:.3f} to {last_loss:.3f}. The bundled weights are the best on the validation
 split (mean r {best_valid_r:.3f} at update {best_step}).
@@ -229,7 +237,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run", type=Path, help="training run folder (with best/ and the logs)")
     p.add_argument("--data", type=Path, required=True, help="basenji_tiny_hg38 folder")
+    p.add_argument(
+        "--code-commit",
+        default=None,
+        help="git commit of the code that trained the model (default: the current HEAD)",
+    )
     args = p.parse_args()
+    commit = (
+        args.code_commit
+        or subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    )
 
     best = args.run / "best"
     PACKAGE_DIR.mkdir(parents=True, exist_ok=True)
@@ -270,11 +289,10 @@ def main() -> None:
     accuracy = "\n".join(f"| {a} | {n} | {r:.3f} | {valid_rows[a]:.3f} |" for a, n, r in test_rows)
     counts = {a: sum(t["assay"] == a for t in sheet) for a in ASSAY_NOTES}
     assay_sources = "\n".join(f"| {a} | {counts[a]} | {note} |" for a, note in ASSAY_NOTES.items())
-    train_cfg = (args.run / "config.yaml").read_text()
-    warmup = next(
-        (line.split(":")[1].strip() for line in train_cfg.splitlines() if "warmup_steps" in line),
-        "?",
-    )
+    import yaml
+
+    train_cfg = yaml.safe_load((args.run / "config.yaml").read_text())
+    optim = train_cfg["optim"]
     card = CARD.format(
         params=params,
         seq_len=cfg["sequence_length"],
@@ -291,9 +309,15 @@ def main() -> None:
         mb=(PACKAGE_DIR / "model.safetensors").stat().st_size / 1e6,
         sha=gold["weights_sha256"],
         assay_sources=assay_sources,
-        warmup=warmup,
+        warmup=optim["warmup_steps"],
+        lr=optim["lr"],
+        min_lr=optim["lr"] * optim["min_lr_ratio"],
+        clip=optim["clip_norm"],
+        batch=train_cfg["batch_size"],
         minutes=logs["seconds"] / 60,
         accuracy=accuracy,
+        commit=commit,
+        torch_version=torch_version(),
         **{k: v for k, v in logs.items() if k != "seconds"},
     )
     (PACKAGE_DIR / "MODEL_CARD.md").write_text(card)
