@@ -394,7 +394,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
 
     from .data.genome import Genome, Interval
-    from .data.tracks import TrackSheet, TrackSheetNotFound, find_track_sheet
+    from .data.tracks import TrackSheet, TrackSheetNotFound, find_track_sheet, parse_index_spec
     from .inference.predict import output_geometry, predict
     from .inference.writers import predict_to_files
     from .interpret.plots import plot_tracks, plot_variant
@@ -419,7 +419,12 @@ def run_demo(
             tracks = list(MINI_DEMO_TRACKS)
         else:
             tracks = list(range(min(5, cfg.heads[head])))
-    selected = sheet.select(tracks) if sheet is not None else [int(t) for t in tracks]
+    if sheet is not None:
+        selected = sheet.select(tracks)
+    elif isinstance(tracks, str):
+        selected = parse_index_spec(tracks, cfg.heads[head])
+    else:
+        selected = [int(t) for t in tracks]
     labels = (
         [f"{sheet[i].identifier} {sheet[i].description}" for i in selected]
         if sheet is not None
@@ -458,7 +463,7 @@ def run_demo(
     pred = predict(model, window, head=head, tracks=selected, progress=False)
     values = pred.values[head][0]
     t_predict = time.perf_counter() - t
-    bigwigs = sorted(str(p) for p in (out / "predictions").glob("*.bw"))
+    bigwigs = [f.path for f in written.files if f.format == "bigwig"]
     say(f"predict  {len(selected)} tracks x {geom.n_bins} bins of {geom.bin_size} bp -> "
         f"{len(bigwigs)} BigWig files in {out / 'predictions'}")  # fmt: skip
 
@@ -549,7 +554,7 @@ def run_demo(
             "bed": str(files["bed"]),
             "vcf": str(vcf),
             "bigwigs": bigwigs,
-            "prediction_settings": str(written.settings) if hasattr(written, "settings") else None,
+            "prediction_settings": written.settings_path,
             "scores": str(scores_path),
             "tracks_png": str(tracks_png),
             "variant_png": str(variant_png),
