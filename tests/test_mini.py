@@ -355,3 +355,27 @@ def test_other_commands_take_weights_mini_with_its_track_sheet(demo_run, tmp_pat
     )
     score = json.loads(capsys.readouterr().out)
     assert "mini" in score["model_description"] and score["rows"] == 5 * 10
+
+
+def test_mini_has_learned_promoter_signal(mini):
+    """Real weights, not random ones: CAGE and DNase peak at the construct's two promoters."""
+    from enformer.inference.predict import output_geometry
+
+    construct = build_construct(construct_length(131_072), seed=0)
+    start, window = model_window(construct, 131_072)
+    values = predict(mini, window, progress=False).values["human"][0]  # (512, 74)
+    geom = output_geometry(mini.config)
+    sheet = TrackSheet.read(MINI / "targets_human.txt", head="human")
+    tss_bins = [
+        (construct.genes[g][1] - start - geom.offset) // geom.bin_size for g in ("DEMO1", "DEMO2")
+    ]
+    for assay in ("CAGE", "DNASE"):
+        profile = values[:, [t.index for t in sheet if t.assay == assay]].mean(axis=1)
+        # the assay's highest bin is at one of the promoters (+-1 kb) ...
+        assert min(abs(int(np.argmax(profile)) - b) for b in tss_bins) <= 8, assay
+        for b in tss_bins:
+            near = profile[b - 8 : b + 9].max()
+            others = np.r_[profile[: b - 8], profile[b + 9 :]]
+            # ... and each promoter rises above 99% of the other bins, at 1.5x the median
+            assert near > np.quantile(others, 0.99), (assay, b)
+            assert near > 1.5 * np.median(profile), (assay, b)
