@@ -379,3 +379,44 @@ def test_mini_has_learned_promoter_signal(mini):
             # ... and each promoter rises above 99% of the other bins, at 1.5x the median
             assert near > np.quantile(others, 0.99), (assay, b)
             assert near > 1.5 * np.median(profile), (assay, b)
+
+
+@pytest.mark.shared
+@pytest.mark.filterwarnings("ignore::enformer.data.genome.GenomeWarning")  # eQTLs near chr1 start
+def test_demo_on_a_users_genome_region(shared_data, tmp_path, capsys):
+    genome = shared_data / "genome" / "hg38_subset.fa.gz"
+    out = tmp_path / "g"
+    gtf = shared_data / "annotations" / "gencode_hg38_subset.gtf"
+    argv = ["demo", "--out", str(out), "--fasta", str(genome), "--region", "chr1:60,001-80,000",
+            "--gtf", str(gtf), "--json", "-q"]  # fmt: skip
+    assert main([*argv, "--vcf", str(shared_data / "variants" / "gtex_eqtl_chr1.vcf")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["input"] == {
+        "kind": "genome region",
+        "fasta": str(genome),
+        "region": "chr1:60,001-80,000",
+    }
+    assert len(summary["variants"]) == 8 and summary["files"]["variant_png"]
+    span = summary["output_span"]
+    assert span["chrom"] == "chr1" and span["end"] - span["start"] == 512 * 128
+    assert (span["start"] + span["end"]) // 2 == 70_000  # centred on the region
+    # without a VCF: three example SNVs whose REF is the genome's base
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    with Genome(genome) as g:
+        for v in summary["variants"]:
+            assert g.fetch("chr1", v["pos"] - 1, v["pos"]) == v["ref"] != v["alt"]
+    assert [v["pos"] - 1 for v in summary["variants"]] == [70_000, 69_000, 71_000]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fasta", "x.fa"], "--fasta and --region together"),
+        (["--vcf", "x.vcf"], "--vcf and --gtf go with --fasta/--region"),
+    ],
+)
+def test_demo_input_options_are_checked_first(tmp_path, capsys, args, message):
+    assert main(["demo", "--out", str(tmp_path / "x"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]

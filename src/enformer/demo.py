@@ -331,21 +331,150 @@ def demo_variants(construct: Construct) -> list[dict[str, Any]]:
     return out
 
 
-def write_vcf(construct: Construct, variants: list[dict[str, Any]], path: Path) -> Path:
-    """A VCFv4.2 of ``variants`` with the construct as its only contig."""
+def write_vcf(chrom: str, length: int, variants: list[dict[str, Any]], path: Path) -> Path:
+    """A VCFv4.2 of ``variants`` (dicts with chrom, pos, id, ref, alt, optional note)."""
     lines = [
         "##fileformat=VCFv4.2",
-        f"##contig=<ID={construct.name},length={len(construct.sequence)}>",
+        f"##contig=<ID={chrom},length={length}>",
         '##INFO=<ID=NOTE,Number=1,Type=String,Description="What the variant hits">',
         "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
     ]
     for v in variants:
-        note = v["note"].replace(" ", "_").replace(";", ",").replace("=", "-")
+        note = v.get("note", "").replace(" ", "_").replace(";", ",").replace("=", "-")
+        info = f"NOTE={note}" if note else "."
         lines.append(
-            f"{v['chrom']}\t{v['pos']}\t{v['id']}\t{v['ref']}\t{v['alt']}\t.\tPASS\tNOTE={note}"
+            f"{v['chrom']}\t{v['pos']}\t{v['id']}\t{v['ref']}\t{v['alt']}\t.\tPASS\t{info}"
         )
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class _DemoInput:
+    """What the demo runs on: a FASTA, the model window in it, variants and annotation."""
+
+    fasta: Path
+    chrom: str
+    window_start: int
+    window: str
+    vcf: Path
+    variants: list[dict[str, Any]] | None  # None: read back from the scores table
+    gtf: Path | None = None
+    bed: Path | None = None
+    highlight: list[tuple[int, int]] = field(default_factory=list)
+    title: str = ""
+    text: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _construct_input(sequence_length: int, out: Path, seed: int) -> _DemoInput:
+    construct = build_construct(construct_length(sequence_length), seed=seed)
+    window_start, window = model_window(construct, sequence_length)
+    files = write_construct(construct, out)
+    variants = demo_variants(construct)
+    vcf = write_vcf(construct.name, len(construct.sequence), variants, out / "variants.vcf")
+    highlight = [
+        (e.start, e.end)
+        for e in construct.elements
+        if e.kind == "enhancer" or e.name.startswith("CTCF")
+    ]
+    return _DemoInput(
+        fasta=files["fasta"],
+        chrom=construct.name,
+        window_start=window_start,
+        window=window,
+        vcf=vcf,
+        variants=variants,
+        gtf=files["gtf"],
+        bed=files["bed"],
+        highlight=highlight,
+        title="the synthetic construct",
+        text=(
+            f"synthetic construct '{construct.name}', {len(construct.sequence):,} bp: genes "
+            f"DEMO1 (+) and DEMO2 (-), an enhancer, 2 CTCF sites ({files['fasta'].name})"
+        ),
+        info={
+            "kind": "synthetic construct",
+            "name": construct.name,
+            "length": len(construct.sequence),
+            "seed": seed,
+            "elements": len(construct.elements),
+        },
+    )
+
+
+def _genome_input(
+    sequence_length: int,
+    out: Path,
+    fasta: str | os.PathLike[str],
+    region: str,
+    vcf: str | os.PathLike[str] | None,
+    gtf: str | os.PathLike[str] | None,
+) -> _DemoInput:
+    from .data.genome import Genome, parse_region
+
+    interval = parse_region(region)
+    if gtf is not None and not Path(gtf).is_file():
+        raise FileNotFoundError(f"GTF not found: {gtf}")
+    with Genome(fasta, warn_padding=False) as genome:
+        chrom = genome.resolve_chrom(interval.chrom)
+        centre = (interval.start + interval.end) // 2
+        win = genome.window(chrom, centre, sequence_length)
+        variants: list[dict[str, Any]] | None = None
+        if vcf is None:  # example transversions at the centre and 1 kb either side
+            variants = []
+            for name, offset in (("centre", 0), ("minus_1kb", -1000), ("plus_1kb", 1000)):
+                pos0 = centre + offset
+                while genome.fetch(chrom, pos0, pos0 + 1) not in _TRANSVERSION:
+                    pos0 += 1  # step over N
+                ref = genome.fetch(chrom, pos0, pos0 + 1)
+                alt = _TRANSVERSION[ref]
+                variants.append(
+                    {
+                        "chrom": chrom,
+                        "pos": pos0 + 1,
+                        "ref": ref,
+                        "alt": alt,
+                        "id": f"{name}_{ref}>{alt}",
+                        "note": f"example SNV, {offset:+d} bp from the region centre",
+                    }  # fmt: skip
+                )
+            size = genome.chrom_sizes[chrom]
+            vcf_path = write_vcf(chrom, size, variants, out / "variants.vcf")
+        else:
+            vcf_path = Path(vcf)
+            if not vcf_path.is_file():
+                raise FileNotFoundError(f"variant file not found: {vcf_path}")
+    return _DemoInput(
+        fasta=Path(fasta),
+        chrom=chrom,
+        window_start=win.interval.start,
+        window=win.sequence,
+        vcf=vcf_path,
+        variants=variants,
+        gtf=Path(gtf) if gtf else None,
+        highlight=[(interval.start, interval.end)],
+        title=interval.to_ucsc(),
+        text=f"{interval.to_ucsc()} of {Path(fasta).name} (model window centred on it)",
+        info={"kind": "genome region", "fasta": str(fasta), "region": interval.to_ucsc()},
+    )
+
+
+def _allele_pair(inp: _DemoInput, variant: dict[str, Any], length: int) -> tuple[str, str, int]:
+    """REF and ALT windows of ``length`` bp with the variant's first base at ``length // 2``."""
+    from .data.genome import Genome
+
+    pos0 = int(variant["pos"]) - 1
+    start = pos0 - length // 2
+    ref, alt = str(variant["ref"]), str(variant["alt"])
+    extra = max(0, len(ref) - len(alt))
+    with Genome(inp.fasta, warn_padding=False) as genome:
+        seq = genome.fetch(inp.chrom, start, start + length + extra)
+    k = length // 2
+    return seq[:length], (seq[:k] + alt + seq[k + len(ref) :])[:length], start
 
 
 # ------------------------------------------------------------------------------- run
@@ -361,10 +490,19 @@ def run_demo(
     weights: str = "mini",
     tracks: Any = None,
     seed: int = 0,
+    fasta: str | os.PathLike[str] | None = None,
+    region: str | None = None,
+    vcf: str | os.PathLike[str] | None = None,
+    gtf: str | os.PathLike[str] | None = None,
     progress: bool = False,
     log: Any = None,
 ) -> dict[str, Any]:
     """Run the demo into ``out_dir``; return its summary (also written as ``summary.json``).
+
+    By default the input is the synthetic construct. With ``fasta`` and ``region`` the same
+    report is made for a region of the user's genome instead: the model window is centred on
+    the region, the variants come from ``vcf`` (default: example transversions at the region's
+    centre and 1 kb either side) and the genes drawn from ``gtf``.
 
     Parameters
     ----------
@@ -378,6 +516,11 @@ def run_demo(
         DNase track and an RNA pair for the mini model, else the first five tracks.
     seed : int, optional
         Seed of the construct's background sequence.
+    fasta, region : optional
+        An indexed genome FASTA and a region (``chr:start-end``, 1-based inclusive) to use
+        instead of the construct; both or neither.
+    vcf, gtf : optional
+        With ``fasta``: variants to score (VCF or TSV) and genes to draw.
     progress : bool, optional
         Show progress bars.
     log : callable, optional
@@ -401,6 +544,10 @@ def run_demo(
     from .variants.score import write_scores
     from .weights import load_pretrained, weights_dir
 
+    if (fasta is None) != (region is None):
+        raise ValueError("give --fasta and --region together (or neither, for the construct)")
+    if fasta is None and (vcf is not None or gtf is not None):
+        raise ValueError("--vcf and --gtf go with --fasta/--region (the construct has its own)")
     model = load_pretrained(weights, progress=progress)
     cfg = model.config
     head = "human" if "human" in cfg.heads else next(iter(cfg.heads))
@@ -431,23 +578,20 @@ def run_demo(
         else [f"track {i}" for i in selected]
     )
 
-    # 1-2. the construct and its files
-    construct = build_construct(construct_length(cfg.sequence_length), seed=seed)
-    window_start, window = model_window(construct, cfg.sequence_length)
-    files = write_construct(construct, out)
-    variants = demo_variants(construct)
-    vcf = write_vcf(construct, variants, out / "variants.vcf")
-    say(
-        f"input    synthetic construct '{construct.name}', {len(construct.sequence):,} bp: genes "
-        f"DEMO1 (+) and DEMO2 (-), an enhancer, 2 CTCF sites ({files['fasta'].name})"
-    )
+    # 1-2. the input and its files
+    if fasta is None:
+        inp = _construct_input(cfg.sequence_length, out, seed)
+    else:
+        inp = _genome_input(cfg.sequence_length, out, fasta, region, vcf, gtf)
+    window_start, window = inp.window_start, inp.window
+    say(f"input    {inp.text}")
 
     # 3. predictions -> BigWig
     geom = output_geometry(cfg)
     first = window_start + geom.offset
-    span = Interval(construct.name, first, first + geom.n_bins * geom.bin_size)
+    span = Interval(inp.chrom, first, first + geom.n_bins * geom.bin_size)
     t = time.perf_counter()
-    with Genome(files["fasta"]) as genome:
+    with Genome(inp.fasta) as genome:
         written = predict_to_files(
             model,
             out / "predictions",
@@ -472,8 +616,8 @@ def run_demo(
     scores_path = out / "scores.tsv"
     write_scores(
         model,
-        vcf,
-        files["fasta"],
+        inp.vcf,
+        inp.fasta,
         scores_path,
         stats=("SAD", "logSED"),
         tracks=selected,
@@ -485,49 +629,49 @@ def run_demo(
     )
     t_score = time.perf_counter() - t
     table = _read_scores(scores_path)
-    per_variant = _summarise_scores(table, variants)
-    n = f"{len(variants)} variants x {len(selected)} tracks"
+    per_variant = _summarise_scores(table, inp.variants)
+    n = f"{len(per_variant)} variants x {len(selected)} tracks"
     say(f"score    {n} (SAD, logSED) -> {scores_path}")
 
     # 5. pictures
     t = time.perf_counter()
-    highlight = [(e.start, e.end) for e in construct.elements if e.kind == "enhancer"] + [
-        (e.start, e.end) for e in construct.elements if e.name.startswith("CTCF")
-    ]
     tracks_png = out / "tracks.png"
     plot_tracks(
         values,
-        chrom=construct.name,
+        chrom=inp.chrom,
         start=span.start,
         bin_size=geom.bin_size,
         labels=labels,
-        gtf=files["gtf"],
-        highlight=highlight,
-        title=f"enformer demo: predicted tracks over the synthetic construct ({weights})",
+        gtf=inp.gtf,
+        highlight=inp.highlight,
+        title=f"enformer demo: predicted tracks over {inp.title} ({weights})",
         description=description,
         path=tracks_png,
     )
-    top = max(per_variant, key=lambda v: v["max_abs_SAD"])
-    pos0 = top["pos"] - 1
-    k = pos0 - window_start
-    alt_seq = window[:k] + top["alt"] + window[k + 1 :]
-    alt_values = predict(model, alt_seq, head=head, tracks=selected, progress=False).values[head][0]
-    variant_png = out / "variant.png"
-    plot_variant(
-        values,
-        alt_values,
-        chrom=construct.name,
-        start=span.start,
-        bin_size=geom.bin_size,
-        position=pos0,
-        variant=f"{top['id']} ({top['note']})",
-        labels=labels,
-        gtf=files["gtf"],
-        description=description,
-        path=variant_png,
-    )
+    scored = [v for v in per_variant if np.isfinite(v["max_abs_SAD"])]
+    top = max(scored, key=lambda v: v["max_abs_SAD"]) if scored else None
+    variant_png: Path | None = None
+    if top is not None:
+        # the strongest variant on its own scoring window (centred on it, as in score)
+        variant_png = out / "variant.png"
+        ref_seq, alt_seq, var_start = _allele_pair(inp, top, cfg.sequence_length)
+        both = predict(model, [ref_seq, alt_seq], head=head, tracks=selected, progress=False)
+        note = f" ({top['note']})" if top.get("note") else ""
+        plot_variant(
+            both.values[head][0],
+            both.values[head][1],
+            chrom=inp.chrom,
+            start=var_start + geom.offset,
+            bin_size=geom.bin_size,
+            position=top["pos"] - 1,
+            variant=f"{top['id']}{note}",
+            labels=labels,
+            gtf=inp.gtf,
+            description=description,
+            path=variant_png,
+        )
     t_plot = time.perf_counter() - t
-    say(f"plot     {tracks_png}, {variant_png}")
+    say(f"plot     {tracks_png}" + (f", {variant_png}" if variant_png else ""))
 
     summary: dict[str, Any] = {
         "weights": weights,
@@ -541,26 +685,21 @@ def run_demo(
             }  # fmt: skip
             for i, label in zip(selected, labels, strict=True)
         ],
-        "construct": {
-            "name": construct.name,
-            "length": len(construct.sequence),
-            "seed": seed,
-            "elements": len(construct.elements),
-        },
+        "input": inp.info,
         "output_span": {"chrom": span.chrom, "start": span.start, "end": span.end},
         "files": {
-            "fasta": str(files["fasta"]),
-            "gtf": str(files["gtf"]),
-            "bed": str(files["bed"]),
-            "vcf": str(vcf),
+            "fasta": str(inp.fasta),
+            "gtf": str(inp.gtf) if inp.gtf else None,
+            "bed": str(inp.bed) if inp.bed else None,
+            "vcf": str(inp.vcf),
             "bigwigs": bigwigs,
             "prediction_settings": written.settings_path,
             "scores": str(scores_path),
             "tracks_png": str(tracks_png),
-            "variant_png": str(variant_png),
+            "variant_png": str(variant_png) if variant_png else None,
         },
         "variants": per_variant,
-        "strongest_variant": top["id"],
+        "strongest_variant": top["id"] if top else None,
         "seconds": {
             "predict": round(t_predict, 2),
             "score": round(t_score, 2),
@@ -582,16 +721,30 @@ def _read_scores(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(rows, delimiter="\t"))
 
 
-def _summarise_scores(table: list[dict[str, str]], variants: list[dict[str, Any]]) -> list[dict]:
+def _summarise_scores(
+    table: list[dict[str, str]], variants: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """Per variant: its SAD and logSED over the tracks and the largest |SAD|."""
+
+    def key(v: dict[str, Any]) -> tuple[str, int, str, str]:
+        return (str(v["chrom"]), int(v["pos"]), str(v["ref"]), str(v["alt"]))
+
+    if variants is None:  # a user's file: the variants are the table's, in its order
+        seen: dict[tuple[str, int, str, str], dict[str, Any]] = {}
+        for row in table:
+            seen.setdefault(key(row), {"chrom": row["chrom"], "pos": int(row["pos"]),
+                                       "ref": row["ref"], "alt": row["alt"],
+                                       "id": row.get("id", ""), "note": ""})  # fmt: skip
+        variants = list(seen.values())
     out = []
     for v in variants:
-        rows = [r for r in table if r.get("id") == v["id"]]
+        rows = [r for r in table if key(r) == key(v)]
         sad = [float(r["SAD"]) for r in rows]
         logsed = [float(r["logSED"]) for r in rows]
         out.append(
             {
                 **v,
-                "max_abs_SAD": float(max(np.abs(sad))) if sad else float("nan"),
+                "max_abs_SAD": float(np.max(np.abs(sad))) if sad else float("nan"),
                 "SAD": sad,
                 "logSED": logsed,
             }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 HELP = "run the package end to end offline (bundled mini model, synthetic construct)"
@@ -48,6 +49,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="tracks to write and draw (default: a CAGE pair, a DNase track, an RNA pair)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the construct's background")
+    own = p.add_argument_group(
+        "your own genome instead of the construct (needs an indexed FASTA; nothing is downloaded)"
+    )
+    own.add_argument("--fasta", metavar="FASTA", help="indexed genome FASTA (plain or bgzip)")
+    own.add_argument(
+        "--region",
+        metavar="CHR:START-END",
+        help="region to predict (1-based inclusive); the model window is centred on it",
+    )
+    own.add_argument(
+        "--vcf",
+        metavar="VCF",
+        help="variants to score (default: example SNVs at the region centre and 1 kb either side)",
+    )
+    own.add_argument("--gtf", metavar="GTF", help="genes to draw under the tracks")
     return p
 
 
@@ -64,6 +80,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         weights=args.weights,
         tracks=args.tracks,
         seed=args.seed,
+        fasta=args.fasta,
+        region=args.region,
+        vcf=args.vcf,
+        gtf=args.gtf,
         progress=False,
         log=say,
     )
@@ -75,17 +95,19 @@ def _text(s: dict[str, Any]) -> str:
     f = s["files"]
     lines = [
         "",
-        f"done in {s['seconds']['total']:.1f} s. Files in {f['summary'].rsplit('/', 1)[0]}/:",
-        f"  tracks.png     predicted tracks over the construct ({f['tracks_png']})",
-        f"  variant.png    effect of the strongest variant, {s['strongest_variant']}",
+        f"done in {s['seconds']['total']:.1f} s. Files in {Path(f['summary']).parent}/:",
+        f"  tracks.png     predicted tracks ({f['tracks_png']})",
+        f"  variant.png    effect of the strongest variant, {s['strongest_variant']}"
+        if f.get("variant_png")
+        else "  (no variant could be scored, so no variant.png)",
         f"  scores.tsv     SAD and logSED of {len(s['variants'])} variants per track",
-        f"  predictions/   {len(f['bigwigs'])} BigWig files (open in IGV with construct.fa, "
-        "construct.gtf, construct.bed)",
+        f"  predictions/   {len(f['bigwigs'])} BigWig files (open in IGV with "
+        f"{Path(f['fasta']).name}" + (", its GTF and BED)" if f.get("bed") else ")"),
         "  summary.json   everything above, machine-readable",
         "",
         "variant                  max |SAD|   what it hits",
     ]
-    for v in sorted(s["variants"], key=lambda v: -v["max_abs_SAD"]):
+    for v in sorted(s["variants"], key=lambda v: -v["max_abs_SAD"])[:10]:
         lines.append(f"  {v['id']:<22} {v['max_abs_SAD']:>9.4f}   {v['note']}")
     if s.get("model_description"):
         lines += ["", f"model: {s['model_description']}"]
