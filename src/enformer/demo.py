@@ -18,6 +18,10 @@ The demo needs nothing but the package. It
 6. writes ``summary.json`` and prints where everything is and what to run next with the
    official weights.
 
+With ``fasta`` and ``region`` (``enformer demo --fasta hg38.fa --region chr:start-end``) steps
+3-6 run on a region of the user's genome instead of the construct, with the user's variants
+(``vcf``) and genes (``gtf``) when given.
+
 With the mini model on 2 CPU cores the whole demo takes about 10-20 seconds. The mini model
 is a demonstration model (see :func:`enformer.weights.model_card`); its predictions on a
 synthetic construct show the package working, not biology.

@@ -19,8 +19,13 @@ The mini model is a 2.0 M-parameter demonstration model trained on 45 hg38 windo
 model card: `python -c "import enformer.weights as w; print(w.model_card())"`). Use the
 official weights for science; --weights runs the demo with any model.
 
+With --fasta and --region the same report is made for a region of your own genome (the
+model window centred on it), scoring the variants of --vcf (default: example SNVs at the
+region's centre and 1 kb either side) and drawing the genes of --gtf.
+
   enformer demo                      # writes ./enformer-demo/
-  enformer demo --out /tmp/demo --json"""
+  enformer demo --out /tmp/demo --json
+  enformer demo --fasta hg38.fa --region chr11:5,225,000-5,230,000 --vcf my.vcf --gtf genes.gtf"""
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
