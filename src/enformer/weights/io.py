@@ -52,6 +52,7 @@ from .convert import (
     state_dict_from_hf,
     state_dict_from_tf,
 )
+from .quantize import QUANTIZATION, dequantize_int8
 
 __all__ = [
     "CONFIG_NAME",
@@ -482,6 +483,16 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
         raise WeightsError(
             f"{path}: not a readable safetensors file (truncated or corrupt?): {err}"
         ) from None
+    kind = metadata.get("quantization")
+    if kind == QUANTIZATION:
+        try:
+            tensors = dequantize_int8(tensors)
+        except ValueError as err:
+            raise WeightsError(f"{path}: {err} (corrupt quantised checkpoint?)") from None
+    elif kind is not None:
+        raise WeightsError(
+            f"{path}: unknown quantization {kind!r}; this version reads {QUANTIZATION!r}"
+        )
     return tensors, metadata
 
 
