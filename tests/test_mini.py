@@ -420,3 +420,30 @@ def test_demo_input_options_are_checked_first(tmp_path, capsys, args, message):
     assert main(["demo", "--out", str(tmp_path / "x"), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+@pytest.mark.shared
+def test_demo_genome_mode_bad_input(shared_data, tmp_path, capsys):
+    genome = str(shared_data / "genome" / "hg38_subset.fa.gz")
+    base = ["demo", "--out", str(tmp_path / "o"), "--fasta", genome]
+    # chromosome naming mismatch: a clear error, or mapped with --chrom-alias
+    assert main([*base, "--region", "1:60,001-80,000"]) == 2
+    assert "--chrom-alias" in capsys.readouterr().err
+    assert main([*base, "--region", "1:60,001-80,000", "--chrom-alias", "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["output_span"]["chrom"] == "chr1"
+    # REF mismatch: stops with one line naming the variant, or skipped on request
+    vcf = tmp_path / "bad.vcf"
+    vcf.write_text(
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+        "chr1\t70001\tbad\tG\tA\t.\t.\t.\n"  # the genome has A here
+    )
+    region = ["--region", "chr1:60,001-80,000", "--vcf", str(vcf)]
+    assert main([*base, *region]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "REF mismatch" in err[-1] and "chr1:70,001" in err[-1]
+    assert main([*base, *region, "--on-ref-mismatch", "skip", "--json", "-q"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["variants"] == [] and summary["files"]["variant_png"] is None
+    # a missing file is reported before the model is loaded
+    assert main([*base[:-1], str(tmp_path / "none.fa"), "--region", "chr1:1-10"]) == 2
+    assert "genome FASTA not found" in capsys.readouterr().err

@@ -372,6 +372,7 @@ class _DemoInput:
     title: str = ""
     text: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    chrom_aliases: bool = False
 
 
 def _construct_input(sequence_length: int, out: Path, seed: int) -> _DemoInput:
@@ -417,13 +418,14 @@ def _genome_input(
     region: str,
     vcf: str | os.PathLike[str] | None,
     gtf: str | os.PathLike[str] | None,
+    chrom_aliases: bool = False,
 ) -> _DemoInput:
     from .data.genome import Genome, parse_region
 
     interval = parse_region(region)
     if gtf is not None and not Path(gtf).is_file():
         raise FileNotFoundError(f"GTF not found: {gtf}")
-    with Genome(fasta, warn_padding=False) as genome:
+    with Genome(fasta, warn_padding=False, chrom_aliases=chrom_aliases) as genome:
         chrom = genome.resolve_chrom(interval.chrom)
         centre = (interval.start + interval.end) // 2
         win = genome.window(chrom, centre, sequence_length)
@@ -464,6 +466,7 @@ def _genome_input(
         title=interval.to_ucsc(),
         text=f"{interval.to_ucsc()} of {Path(fasta).name} (model window centred on it)",
         info={"kind": "genome region", "fasta": str(fasta), "region": interval.to_ucsc()},
+        chrom_aliases=chrom_aliases,
     )
 
 
@@ -475,7 +478,7 @@ def _allele_pair(inp: _DemoInput, variant: dict[str, Any], length: int) -> tuple
     start = pos0 - length // 2
     ref, alt = str(variant["ref"]), str(variant["alt"])
     extra = max(0, len(ref) - len(alt))
-    with Genome(inp.fasta, warn_padding=False) as genome:
+    with Genome(inp.fasta, warn_padding=False, chrom_aliases=inp.chrom_aliases) as genome:
         seq = genome.fetch(inp.chrom, start, start + length + extra)
     k = length // 2
     return seq[:length], (seq[:k] + alt + seq[k + len(ref) :])[:length], start
@@ -498,6 +501,8 @@ def run_demo(
     region: str | None = None,
     vcf: str | os.PathLike[str] | None = None,
     gtf: str | os.PathLike[str] | None = None,
+    chrom_aliases: bool = False,
+    on_ref_mismatch: str = "fail",
     progress: bool = False,
     log: Any = None,
 ) -> dict[str, Any]:
@@ -525,6 +530,10 @@ def run_demo(
         instead of the construct; both or neither.
     vcf, gtf : optional
         With ``fasta``: variants to score (VCF or TSV) and genes to draw.
+    chrom_aliases : bool, optional
+        With ``fasta``: map ``1`` <-> ``chr1`` style names (see :class:`Genome`).
+    on_ref_mismatch : {'fail', 'skip', 'flip'}, optional
+        With ``vcf``: what to do when a REF allele differs from the genome.
     progress : bool, optional
         Show progress bars.
     log : callable, optional
@@ -552,6 +561,9 @@ def run_demo(
         raise ValueError("give --fasta and --region together (or neither, for the construct)")
     if fasta is None and (vcf is not None or gtf is not None):
         raise ValueError("--vcf and --gtf go with --fasta/--region (the construct has its own)")
+    for label, path in (("genome FASTA", fasta), ("variant file", vcf), ("GTF", gtf)):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{label} not found: {path}")
     model = load_pretrained(weights, progress=progress)
     cfg = model.config
     head = "human" if "human" in cfg.heads else next(iter(cfg.heads))
@@ -586,7 +598,7 @@ def run_demo(
     if fasta is None:
         inp = _construct_input(cfg.sequence_length, out, seed)
     else:
-        inp = _genome_input(cfg.sequence_length, out, fasta, region, vcf, gtf)
+        inp = _genome_input(cfg.sequence_length, out, fasta, region, vcf, gtf, chrom_aliases)
     window_start, window = inp.window_start, inp.window
     say(f"input    {inp.text}")
 
@@ -595,7 +607,10 @@ def run_demo(
     first = window_start + geom.offset
     span = Interval(inp.chrom, first, first + geom.n_bins * geom.bin_size)
     t = time.perf_counter()
-    with Genome(inp.fasta) as genome:
+    pred = predict(model, window, head=head, tracks=selected, progress=False)
+    values = pred.values[head][0]
+    scores_path = out / "scores.tsv"
+    with Genome(inp.fasta, chrom_aliases=inp.chrom_aliases) as genome:
         written = predict_to_files(
             model,
             out / "predictions",
@@ -608,29 +623,27 @@ def run_demo(
             progress=progress,
             settings={"demo": True, "weights": weights},
         )
-    pred = predict(model, window, head=head, tracks=selected, progress=False)
-    values = pred.values[head][0]
-    t_predict = time.perf_counter() - t
-    bigwigs = [f.path for f in written.files if f.format == "bigwig"]
-    say(f"predict  {len(selected)} tracks x {geom.n_bins} bins of {geom.bin_size} bp -> "
-        f"{len(bigwigs)} BigWig files in {out / 'predictions'}")  # fmt: skip
+        t_predict = time.perf_counter() - t
+        bigwigs = [f.path for f in written.files if f.format == "bigwig"]
+        say(f"predict  {len(selected)} tracks x {geom.n_bins} bins of {geom.bin_size} bp -> "
+            f"{len(bigwigs)} BigWig files in {out / 'predictions'}")  # fmt: skip
 
-    # 4. variant scores
-    t = time.perf_counter()
-    scores_path = out / "scores.tsv"
-    write_scores(
-        model,
-        inp.vcf,
-        inp.fasta,
-        scores_path,
-        stats=("SAD", "logSED"),
-        tracks=selected,
-        track_sheet=sheet,
-        head=head,
-        progress=progress,
-        resume=False,
-        model_name=weights,
-    )
+        # 4. variant scores (the same code as `enformer score`)
+        t = time.perf_counter()
+        write_scores(
+            model,
+            inp.vcf,
+            genome,
+            scores_path,
+            stats=("SAD", "logSED"),
+            tracks=selected,
+            track_sheet=sheet,
+            head=head,
+            progress=progress,
+            resume=False,
+            on_ref_mismatch=on_ref_mismatch,
+            model_name=weights,
+        )
     t_score = time.perf_counter() - t
     table = _read_scores(scores_path)
     per_variant = _summarise_scores(table, inp.variants)

@@ -69,6 +69,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="variants to score (default: example SNVs at the region centre and 1 kb either side)",
     )
     own.add_argument("--gtf", metavar="GTF", help="genes to draw under the tracks")
+    own.add_argument(
+        "--chrom-alias",
+        action="store_true",
+        help="accept '1' for 'chr1' (and the reverse) between your inputs and the FASTA",
+    )
+    own.add_argument(
+        "--on-ref-mismatch",
+        choices=["fail", "skip", "flip"],
+        default="fail",
+        help="when a --vcf REF differs from the genome: stop (default), skip it, or swap alleles",
+    )
     return p
 
 
@@ -89,6 +100,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         region=args.region,
         vcf=args.vcf,
         gtf=args.gtf,
+        chrom_aliases=args.chrom_alias,
+        on_ref_mismatch=args.on_ref_mismatch,
         progress=False,
         log=say,
     )
