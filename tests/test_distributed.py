@@ -24,7 +24,7 @@ from enformer.train import (
     get_loss,
 )
 from enformer.train.config import config_from_dict
-from enformer.train.loop import forward_backward
+from enformer.train.step import forward_backward
 
 LENGTH = 512  # 32 bins of 16 bp with the tiny architecture
 BINS = 32
@@ -106,7 +106,7 @@ WORKER = textwrap.dedent(
     from test_distributed import GLOBAL_BATCH, Pairs, make_batch, model_config, train_config
     from enformer import Enformer
     from enformer.train import convert_sync_batchnorm, fit, get_loss, init_distributed, wrap_ddp
-    from enformer.train.loop import forward_backward
+    from enformer.train.step import forward_backward
 
     out = sys.argv[1]
     env = init_distributed("cpu")

@@ -105,7 +105,7 @@ def test_model_card_reports_test_r_per_assay():
 def test_mini_test_split_accuracy_matches_its_card(shared_data):
     from enformer.train.config import DataConfig
     from enformer.train.data import build_dataset, make_eval_loader
-    from enformer.train.loop import evaluate
+    from enformer.train.evaluation import evaluate
 
     data = DataConfig(
         kind="tfrecord",

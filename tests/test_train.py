@@ -20,6 +20,7 @@ from enformer.train import (
     EpochBatchSampler,
     PearsonR,
     TrainConfig,
+    Trainer,
     build_optimizer,
     build_scheduler,
     clip_grad_norm,
@@ -35,7 +36,8 @@ from enformer.train import (
     poisson_multinomial_loss,
 )
 from enformer.train.config import DataConfig, config_to_dict, dump_config
-from enformer.train.loop import align_bins
+from enformer.train.data import epoch_batches
+from enformer.train.step import align_bins
 
 # Tests run the tiny architecture on 512-bp inputs (32 bins of 16 bp, nothing cropped): the
 # model accepts any length, and this keeps a training step at a few milliseconds.
@@ -399,6 +401,38 @@ SHEET = (
     "1\tT1\tt1.bw\t384\t32\t1\tsum\t1\tDNASE:toy two\n"
     "2\tT2\tt2.bw\t384\t32\t1\tsum\t2\tCAGE:toy three\n"
 )
+
+
+def test_trainer_steps_by_hand_make_the_run_fit_makes(tmp_path):
+    """Trainer.step / validate / checkpoint, called by hand, repeat what fit does."""
+    data, valid = ToyData(8, seed=1), ToyData(4, seed=2)
+
+    def config(name: str) -> TrainConfig:
+        return quick_config(tmp_path, run_dir=str(tmp_path / name), steps=2, batch_size=4)
+
+    def model() -> Enformer:
+        torch.manual_seed(0)
+        return Enformer(tiny_config())
+
+    expected = fit(model(), data, config=config("fit"), valid_loader=valid)
+    by_hand = Trainer(model(), data, config=config("hand"), valid_loader=valid)
+    for batch in epoch_batches(by_hand.loader, epoch=0, start_batch=0, seed=0):
+        by_hand.step([batch])
+    assert by_hand.validate() is False  # no patience set: never stops early
+    by_hand.checkpoint()
+    by_hand.close()
+    assert len(expected.losses) == 2 and by_hand.losses == expected.losses
+    assert by_hand.last_eval["mean_r"] == expected.last_eval["mean_r"]
+    best = json.loads((tmp_path / "hand" / "best" / "metrics.json").read_text())
+    assert best["step"] == 2 and best["mean_r"] == pytest.approx(expected.last_eval["mean_r"])
+    assert load_checkpoint(tmp_path / "hand")["progress"]["step"] == 2
+
+
+def test_trainer_validate_needs_validation_data(tmp_path):
+    trainer = Trainer(Enformer(tiny_config()), ToyData(8), config=quick_config(tmp_path))
+    with pytest.raises(RuntimeError, match="no validation data"):
+        trainer.validate()
+    trainer.close()
 
 
 def test_cli_train_and_evaluate_end_to_end(tmp_path, capsys):

@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ..train.config import DataConfig
     from ..train.data import build_dataset, make_eval_loader
     from ..train.distributed import resolve_device
-    from ..train.loop import evaluate
+    from ..train.evaluation import evaluate
     from ..weights import load_pretrained
 
     device = resolve_device(args.device)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from ..runtime import torchrun_env
 
 __all__ = ["DistributedContext"]
 
@@ -24,23 +25,6 @@ logger = logging.getLogger(__name__)
 
 # Ranks wait at barriers while others finish their share (or rank 0 assembles the outputs).
 _BARRIER_TIMEOUT = datetime.timedelta(hours=12)
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
-
-
-def _torchrun_env() -> tuple[int, int, int]:
-    """``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` (default ``RANK``) as set by ``torchrun``."""
-    world = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
-    return world, rank, _env_int("LOCAL_RANK", rank)
 
 
 @dataclass
@@ -79,7 +63,7 @@ class DistributedContext:
         DistributedContext
             A single-process context when ``WORLD_SIZE`` is unset or 1.
         """
-        world, rank, local = _torchrun_env()
+        world, rank, local = torchrun_env()
         if world <= 1:
             return cls()
         if not 0 <= rank < world:

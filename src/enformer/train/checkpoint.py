@@ -27,6 +27,8 @@ temporary file in the same folder, are flushed to disk, and are moved into place
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
 import random
 import uuid
@@ -36,15 +38,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from .config import TrainConfig, config_from_dict
+
 __all__ = [
     "CHECKPOINT_NAME",
     "FORMAT",
+    "TrainState",
     "capture_rng_state",
+    "config_of_checkpoint",
+    "find_resume_checkpoint",
     "load_checkpoint",
     "restore_rng_state",
     "save_checkpoint",
     "seed_everything",
+    "warn_config_changes",
+    "writer_versions",
 ]
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT = "enformer-train-checkpoint"
@@ -132,6 +143,13 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     return path
 
 
+def writer_versions() -> dict[str, str]:
+    """The torch and enformer versions, recorded in a checkpoint as ``versions``."""
+    from .. import __version__
+
+    return {"torch": str(torch.__version__), "enformer": str(__version__)}
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
@@ -163,3 +181,97 @@ def load_checkpoint(
             f"reads up to {FORMAT_VERSION}"
         )
     return data
+
+
+def config_of_checkpoint(path: str | Path) -> TrainConfig:
+    """The :class:`~enformer.train.config.TrainConfig` stored in a checkpoint."""
+    return config_from_dict(load_checkpoint(path)["train_config"])
+
+
+# ==================================================================== resume
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Progress of a run (saved in every checkpoint).
+
+    Attributes
+    ----------
+    step
+        Optimiser updates made.
+    epoch
+        Current epoch (0-based).
+    batch_in_epoch
+        Loader batches (micro-batches) of the current epoch consumed so far.
+    best_metric
+        Best validation mean r so far.
+    best_step
+        Step of ``best_metric``.
+    evals_since_best
+        Evaluations since the best one (for early stopping).
+    stopped_early
+        Whether early stopping ended the run.
+    """
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    evals_since_best: int = 0
+    stopped_early: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for the checkpoint)."""
+        return dataclasses.asdict(self)
+
+
+def find_resume_checkpoint(resume: str, run_dir: str | os.PathLike[str]) -> Path | None:
+    """The checkpoint a run resumes from, as its ``resume`` setting says (``None``: start afresh).
+
+    Parameters
+    ----------
+    resume
+        ``"auto"`` (``run_dir/checkpoint.pt`` when it exists), ``"never"`` (refuse an existing
+        one) or the path of a checkpoint or of a run folder holding one.
+    run_dir
+        The run folder.
+
+    Raises
+    ------
+    FileExistsError
+        If ``resume`` is ``"never"`` and the run folder has a checkpoint.
+    FileNotFoundError
+        If the checkpoint ``resume`` names does not exist.
+    """
+    existing = Path(run_dir) / CHECKPOINT_NAME
+    if resume == "auto":
+        return existing if existing.is_file() else None
+    if resume == "never":
+        if existing.is_file():
+            raise FileExistsError(
+                f"{existing} exists and resume=never: choose another run_dir or resume=auto"
+            )
+        return None
+    path = Path(resume)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint to resume not found: {path}")
+    return path
+
+
+_TRAJECTORY_KEYS = ("seed", "batch_size", "accumulation_steps", "head", "loss", "model", "data")
+
+
+def warn_config_changes(saved: dict[str, Any], current: dict[str, Any]) -> None:
+    """Warn when a resumed run's configuration changes what its updates would be."""
+    changed = [k for k in _TRAJECTORY_KEYS if saved.get(k) != current.get(k)]
+    if saved.get("optim") != current.get("optim"):
+        changed.append("optim")
+    if changed:
+        log.warning(
+            "resuming with a configuration that differs from the checkpoint's in %s: the run "
+            "will not be an exact continuation",
+            ", ".join(changed),
+        )

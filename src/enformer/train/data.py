@@ -34,6 +34,7 @@ __all__ = [
     "EpochBatchSampler",
     "ShardSampler",
     "build_dataset",
+    "epoch_batches",
     "load_npz_split",
     "make_eval_loader",
     "make_train_loader",
@@ -223,6 +224,44 @@ def make_eval_loader(
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(0),
     )
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, 7]).generate_state(1)[0])
+
+
+def epoch_batches(
+    loader: DataLoader, *, epoch: int, start_batch: int, seed: int
+) -> Iterator[dict[str, Any]]:
+    """The loader's batches of ``epoch`` from ``start_batch`` on, leaving global RNGs untouched.
+
+    Calls ``set_epoch(epoch)`` on the sampler and the data set where they define it, skips the
+    batches already consumed (through the sampler's ``set_start`` when it has one, else by
+    reading them) and reseeds the loader's own generator from ``(seed, epoch)``; creating the
+    iterator happens inside :func:`torch.random.fork_rng`, so the global RNG streams (dropout)
+    continue as if no loader had been made.
+    """
+    sampler = loader.batch_sampler if loader.batch_sampler is not None else loader.sampler
+    for obj in (sampler, getattr(loader, "sampler", None), loader.dataset):
+        if obj is not None and hasattr(obj, "set_epoch"):
+            obj.set_epoch(epoch)
+    skip = start_batch
+    if start_batch and hasattr(sampler, "set_start"):
+        sampler.set_start(start_batch)
+        skip = 0
+    elif start_batch:
+        log.warning(
+            "the loader's sampler cannot skip batches: re-reading %d batches to resume "
+            "(exact only if its order depends on the epoch alone)",
+            start_batch,
+        )
+    if loader.generator is not None:
+        loader.generator.manual_seed(_epoch_seed(seed, epoch))
+    with torch.random.fork_rng(devices=[]):
+        it = iter(loader)
+    for _ in range(skip):
+        next(it, None)
+    return it
 
 
 # ================================================================== datasets

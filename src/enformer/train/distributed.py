@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..inference.distributed import _env_int, _torchrun_env
+from ..runtime import env_int, torchrun_env
 
 __all__ = [
     "CrossReplicaBatchNorm1d",
@@ -113,7 +113,7 @@ def init_distributed(
     DistEnv
         A single-process environment when ``WORLD_SIZE`` is unset or 1.
     """
-    world, rank, local = _torchrun_env()
+    world, rank, local = torchrun_env()
     dev = resolve_device(device, local)
     if world <= 1:
         return DistEnv(device=dev)
@@ -148,7 +148,7 @@ def cleanup_distributed(env: DistEnv) -> None:
 def current_env(device: str | torch.device = "auto") -> DistEnv:
     """The environment of an already-initialised process group (or a single process)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        local = _env_int("LOCAL_RANK", dist.get_rank())
+        local = env_int("LOCAL_RANK", dist.get_rank())
         return DistEnv(
             rank=dist.get_rank(),
             world_size=dist.get_world_size(),

@@ -16,17 +16,19 @@ the ones a :class:`~enformer.train.config.FinetuneConfig` asks for.
   in :class:`LoRALinear` (``W x + b + (alpha / r) · B A x``, ``B = 0`` at the start, so the
   model is unchanged until it trains); :func:`merge_lora` folds ``(alpha / r) · B A`` into
   ``W`` and puts plain ``nn.Linear`` modules back, after which the model is an ordinary
-  Enformer again.
+  Enformer again; :func:`export_model` saves a merged copy, leaving the model as it is.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model.enformer import Enformer, Head
+from .distributed import unwrap
 
 if TYPE_CHECKING:
     from .config import FinetuneConfig
@@ -44,6 +47,7 @@ __all__ = [
     "LoRALinear",
     "add_heads",
     "apply_lora",
+    "export_model",
     "freeze_batchnorm",
     "freeze_trunk",
     "has_lora",
@@ -395,6 +399,38 @@ def merge_lora(model: nn.Module) -> nn.Module:
     if replacements:
         log.info("merged %d LoRA adapters", len(replacements))
     return model
+
+
+def export_model(
+    model: nn.Module,
+    directory: str | Path,
+    *,
+    track_sheet_text: str | None = None,
+    head: str | None = None,
+) -> Path:
+    """Save ``model`` with :func:`enformer.weights.save_pretrained`, LoRA adapters merged.
+
+    The model itself is left untouched (a merged copy is saved). The head's track sheet, when
+    given, is written beside the weights as ``targets_{head}.txt``, where
+    :func:`enformer.data.tracks.find_track_sheet` looks for it.
+
+    Returns
+    -------
+    Path
+        The directory.
+    """
+    from ..weights import save_pretrained
+
+    net = unwrap(model)
+    if has_lora(net):
+        net = merge_lora(copy.deepcopy(net))
+    out = save_pretrained(net, directory)
+    if track_sheet_text is not None and head is not None:
+        path = Path(directory) / f"targets_{head}.txt"
+        tmp = path.with_suffix(".txt.tmp")
+        tmp.write_text(track_sheet_text, encoding="utf-8")
+        tmp.replace(path)
+    return out
 
 
 # ============================================================= orchestration

@@ -3,7 +3,7 @@
 :func:`build_model` makes the model (a preset from scratch, or pretrained weights, then the
 fine-tuning options), :func:`build_data` the data sets and track sheet, and
 :func:`run_training` joins the ``torchrun`` process group if there is one, calls
-:func:`~enformer.train.loop.fit` and returns a JSON-ready summary.
+:func:`~enformer.train.trainer.fit` and returns a JSON-ready summary.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .config import TrainConfig
 from .data import build_dataset, resolve_track_sheet_path
 from .distributed import cleanup_distributed, init_distributed
 from .finetune import FinetuneSummary, prepare_finetune
-from .loop import fit
+from .trainer import fit
 
 __all__ = ["RunData", "build_data", "build_model", "finetune_requested", "run_training"]
 

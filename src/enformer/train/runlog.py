@@ -8,6 +8,9 @@ A run folder gets
   ``"train"`` or ``"eval"`` (eval records add the per-assay mean r);
 * ``tensorboard/`` event files, when ``torch.utils.tensorboard`` can be imported.
 
+:func:`write_json` writes the run's other JSON files (``summary.json``, ``best/metrics.json``)
+atomically, with non-finite numbers as ``null`` as in the logs.
+
 On resume, records after the resumed step (written before the interruption, after the last
 checkpoint) are dropped, so the logs read as one uninterrupted run.
 """
@@ -21,7 +24,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RunLogger"]
+__all__ = ["RunLogger", "json_safe", "write_json"]
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +32,23 @@ TRAIN_FIELDS = ("step", "epoch", "loss", "lr", "grad_norm", "seconds")
 EVAL_FIELDS = ("step", "epoch", "loss", "mean_r", "mean_r2", "undefined_tracks")
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (also in nested dicts, lists) made ``None``."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write ``data`` (made :func:`json_safe`) to ``path`` atomically, creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(json_safe(data), indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
 
 
 class RunLogger:
@@ -108,7 +120,7 @@ class RunLogger:
         with open(path, "a", newline="", encoding="utf-8") as f:
             csv.writer(f).writerow([record.get(k, "") for k in fields])
         with open(self.jsonl, "a", encoding="utf-8") as f:
-            f.write(json.dumps(_json_safe(record), sort_keys=False) + "\n")
+            f.write(json.dumps(json_safe(record), sort_keys=False) + "\n")
 
     def train(self, record: dict[str, Any]) -> None:
         """Log a training record (``step``, ``epoch``, ``loss``, ``lr``, ``grad_norm``, ...)."""
