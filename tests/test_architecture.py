@@ -51,15 +51,12 @@ KNOWN = {
     "enformer.weights.io -> enformer (layer)",
     "enformer.cli.main -> enformer (layer)",
     "enformer.variants.score -> enformer (layer)",
-    "enformer.train.loop -> enformer (layer)",
+    "enformer.train.checkpoint -> enformer (layer)",
     "enformer.inference.writers <- enformer.inference.predict._resolve_heads (private)",
     "enformer.weights.io <- enformer.weights.convert._report (private)",
     "enformer.variants.score <- enformer.variants.io._numbered_lines (private)",
     "enformer.variants.scores <- enformer.variants.io._numbered_lines (private)",
     "enformer.variants.reuse <- enformer.variants.score._model_on (private)",
-    "enformer.train.loop <- enformer.train.runlog._json_safe (private)",
-    "enformer.train.distributed <- enformer.inference.distributed._env_int (private)",
-    "enformer.train.distributed <- enformer.inference.distributed._torchrun_env (private)",
     "enformer.cli.score <- enformer.variants.score._NAIVE_PREDICT_ALLELES (private)",
 }
 
