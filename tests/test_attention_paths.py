@@ -89,6 +89,31 @@ def test_fused_equals_blocked_forward_and_gradients(length, rows, block, monkeyp
         assert float(b.abs().max()) > 0, name  # every parameter takes part
 
 
+@pytest.mark.parametrize(("length", "rows"), [(37, (11, 26)), (300, (17, 290))])
+def test_cpu_flash_kernel_takes_the_strided_mask(length, rows):
+    """A real fused kernel on the CPU, not the math fallback, with the padded mask view.
+
+    PyTorch's CPU flash kernel needs equal key and value sizes and no gradient for the
+    mask, so this runs without autograd with value_size = key_size; restricting SDPA to
+    that backend makes it fail rather than fall back.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(0)
+    mha = MultiheadAttention(24, 2, 8, 8, 12).eval()
+    with torch.no_grad():
+        mha.r_w_bias.normal_()
+        mha.r_r_bias.normal_()
+    x = torch.randn(2, length, 24, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        mha.implementation = "blocked"
+        blocked = mha(x, query_rows=rows)
+        mha.implementation = "fused"
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            fused = mha(x, query_rows=rows)
+    torch.testing.assert_close(fused, blocked, rtol=0, atol=1e-5)
+
+
 def test_relative_bias_is_aligned_and_equals_the_shifted_logits(monkeypatch):
     monkeypatch.setattr(attention, "_QUERY_BLOCK", 5)
     t, first, n = 37, 9, 23
