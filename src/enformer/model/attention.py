@@ -53,8 +53,10 @@ _LOGGED: set[tuple[str, str, str, bool]] = set()
 
 def _log_path(path: str, implementation: str, device_type: str, hooked: bool) -> None:
     """Log the attention path once per process and setting."""
+    if torch.compiler.is_compiling():
+        return
     key = (path, implementation, device_type, hooked)
-    if key in _LOGGED or torch.compiler.is_compiling():
+    if key in _LOGGED:
         return
     _LOGGED.add(key)
     if path == "fused":
