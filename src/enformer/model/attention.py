@@ -6,8 +6,9 @@ The relative positional features are a fixed function of the number of bins ``T`
 Two code paths compute the same attention (equal to float32 rounding):
 
 * ``"fused"``: :func:`torch.nn.functional.scaled_dot_product_attention` with the shifted
-  relative logits as an additive mask (FlashAttention-style memory-efficient kernels on
-  GPUs; it runs on the CPU too).
+  relative logits as an additive mask. On CUDA that is the memory-efficient kernel (flash
+  kernels take no additive mask); on the CPU PyTorch's flash kernel when the key and value
+  sizes are equal and no gradient is needed, its reference ("math") code otherwise.
 * ``"blocked"``: explicit softmax over query blocks of 256 rows, so the relative-logit
   buffer holds ``256 x (T + 255)`` values instead of ``T x (2T - 1)``; the only path that
   can hand the softmax weights to an ``attention_hook``.
@@ -282,11 +283,12 @@ class MultiheadAttention(nn.Module):
 
         The fused kernels need a mask with unit stride along keys and, for the CUDA
         memory-efficient kernel, every other stride a multiple of 16 bytes; the view of
-        :meth:`relative_logits` has row stride ``T+n-2`` (PyTorch would copy it into a padded
-        mask itself). So the mask is written query block by query block into a buffer whose
-        rows are padded to a multiple of 16 elements and a ``[..., :T]`` view is returned:
-        peak memory is the mask plus one block's ``block x (T+block-1)`` logits, never the
-        ``n x (T+n-1)`` of all queries at once.
+        :meth:`relative_logits` has row stride ``T+n-2`` (PyTorch would pad a copy of it, or
+        fall back to the unfused kernel). So the mask is written query block by query block
+        into a buffer whose rows are padded to a multiple of 16 elements, and a ``[..., :T]``
+        view is returned: peak memory is the mask (``n x T`` per head, as any fused call
+        needs) plus one block's ``block x (T+block-1)`` logits, never the ``n x (T+n-1)`` of
+        all queries at once.
         """
         b, h, n, _ = q.shape
         padded = -(-length // _MASK_ALIGN) * _MASK_ALIGN
