@@ -122,9 +122,9 @@ def test_cli_predict_bfloat16_and_attention(weights, tmp_path, capsys, caplog, m
 
 def test_cli_attention_option_is_checked(weights, tmp_path, capsys):
     fa, _ = _sequences_fasta(tmp_path)
+    args = ["predict", "--weights", str(weights), "--sequences", str(fa)]
     with pytest.raises(SystemExit) as err:
-        main(["predict", "--weights", str(weights), "--sequences", str(fa), "--out",
-              str(tmp_path / "o"), "--attention", "flash"])  # fmt: skip
+        main([*args, "--out", str(tmp_path / "o"), "--attention", "flash"])
     assert err.value.code == 2
     assert "invalid choice: 'flash'" in capsys.readouterr().err
     # The parser's choices are the model's (kept apart so the parser needs no torch model).
