@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.tracks import is_index_spec, parse_index_spec
+from .options import add_attention_option, apply_attention_option
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass")
     p.add_argument("--device", help="torch device, e.g. cpu, cuda (default: cpu)")
+    add_attention_option(p)
     p.add_argument("--no-download", action="store_true", help="never download track sheets")
 
 
@@ -131,6 +133,7 @@ def load_model(args: argparse.Namespace):
     from ..weights import load_pretrained, weights_dir
 
     model = load_pretrained(args.weights, progress=not args.quiet)
+    apply_attention_option(model, args)
     if model.config.description:
         log.info("model: %s", model.config.description)
     return model, weights_dir(args.weights)

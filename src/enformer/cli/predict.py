@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from ..data.tracks import is_index_spec, parse_index_spec
+from .options import add_attention_option, apply_attention_option
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument(
         "--dtype",
         choices=sorted(_DTYPES),
-        help="autocast dtype (e.g. bfloat16 on a GPU; default: float32)",
+        help="autocast dtype (e.g. bfloat16 on a GPU; default: float32); outputs are "
+        "float32 either way",
     )
+    add_attention_option(p)
     p.add_argument(
         "--align",
         choices=["start", "grid"],
@@ -180,6 +183,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 genome.resolve_chrom(region.chrom)
 
         model = load_pretrained(args.weights)
+        apply_attention_option(model, args)
         cfg = model.config
         head = args.head or ("human" if "human" in cfg.heads else next(iter(cfg.heads)))
         if head not in cfg.heads:
@@ -213,6 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "track_selection": spec,
             "track_sheet": str(sheet.path) if sheet is not None and sheet.path else None,
             "device": args.device,
+            "attention": args.attention,
         }
         result = predict_to_files(
             model,

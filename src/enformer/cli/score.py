@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .options import add_attention_option, apply_attention_option
+
 HELP = "score variants (VCF/TSV/strings) -> Parquet, TSV, HDF5 (sad.h5) or annotated VCF"
 
 DESCRIPTION = """\
@@ -113,6 +115,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=1, metavar="N", help="sequences per forward")
     p.add_argument("--device", default=None, help="device, e.g. cpu or cuda:0")
+    add_attention_option(p)
     p.add_argument(
         "--no-reuse",
         action="store_true",
@@ -184,6 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     shifts = _parse_shifts(args.shifts)
     shard = _parse_shard(args.shard)
     model = load_pretrained(args.weights, device=args.device or "cpu", progress=not args.quiet)
+    apply_attention_option(model, args)
     sheet = _sheet(args, weights_dir(args.weights))
     if sheet is not None and len(sheet) != model.config.heads.get(args.head, -1):
         if args.targets:

@@ -2,21 +2,71 @@
 
 The relative positional features are a fixed function of the number of bins ``T``
 (DESIGN.md §1); they are evaluated in float64 once per length and cached.
+
+Two code paths compute the same attention (equal to float32 rounding):
+
+* ``"fused"``: :func:`torch.nn.functional.scaled_dot_product_attention` with the shifted
+  relative logits as an additive mask. On CUDA that is the memory-efficient kernel (flash
+  kernels take no additive mask); on the CPU PyTorch's flash kernel when the key and value
+  sizes are equal and no gradient is needed, its reference ("math") code otherwise.
+* ``"blocked"``: explicit softmax over query blocks of 256 rows, so the relative-logit
+  buffer holds ``256 x (T + 255)`` values instead of ``T x (2T - 1)``; the only path that
+  can hand the softmax weights to an ``attention_hook``.
+
+``MultiheadAttention.implementation`` chooses: ``"auto"`` (fused on CUDA, blocked
+elsewhere), ``"fused"`` or ``"blocked"``; a set ``attention_hook`` always forces the blocked
+path. The path taken is logged once per process and setting (logger ``enformer.model.attention``,
+INFO).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MultiheadAttention", "relative_positional_features", "relative_shift"]
+__all__ = [
+    "ATTENTION_IMPLEMENTATIONS",
+    "MultiheadAttention",
+    "relative_positional_features",
+    "relative_shift",
+]
 
-# Queries per block on the CPU path (bounds the relative-logit buffer to block x (T+block-1)).
+logger = logging.getLogger(__name__)
+
+# Values of MultiheadAttention.implementation.
+ATTENTION_IMPLEMENTATIONS = ("auto", "fused", "blocked")
+
+# Queries per block (bounds the relative-logit buffer to block x (T+block-1)).
 _QUERY_BLOCK = 256
+
+# Row length of the fused path's mask buffer is rounded up to this many elements, so every
+# stride but the last is a multiple of 16 elements (>= 16 bytes for any float dtype).
+_MASK_ALIGN = 16
+
+# (path, implementation, device type, hooked) settings already logged.
+_LOGGED: set[tuple[str, str, str, bool]] = set()
+
+
+def _log_path(path: str, implementation: str, device_type: str, hooked: bool) -> None:
+    """Log the attention path once per process and setting."""
+    if torch.compiler.is_compiling():
+        return
+    key = (path, implementation, device_type, hooked)
+    if key in _LOGGED:
+        return
+    _LOGGED.add(key)
+    if path == "fused":
+        how = "fused (scaled_dot_product_attention)"
+    elif hooked:
+        how = "blocked (explicit softmax, all query rows at once: an attention hook is set)"
+    else:
+        how = f"blocked (explicit softmax, query blocks of {_QUERY_BLOCK})"
+    logger.info("attention: %s on %s; implementation %r", how, device_type, implementation)
 
 
 def _exponential(distance: torch.Tensor, n: int, length: int) -> torch.Tensor:
@@ -133,14 +183,46 @@ class MultiheadAttention(nn.Module):
         self._r_k_cache = None
         # Set by enformer.interpret to capture softmax weights; None costs nothing.
         self.attention_hook = None
+        self._implementation = "auto"
+
+    @property
+    def implementation(self) -> str:
+        """Requested attention path: ``"auto"``, ``"fused"`` or ``"blocked"`` (module docstring)."""
+        return self._implementation
+
+    @implementation.setter
+    def implementation(self, value: str) -> None:
+        if value not in ATTENTION_IMPLEMENTATIONS:
+            raise ValueError(
+                f"attention implementation must be one of "
+                f"{', '.join(repr(v) for v in ATTENTION_IMPLEMENTATIONS)}; got {value!r}"
+            )
+        self._implementation = value
+
+    def attention_path(self, device: torch.device | str) -> str:
+        """The path :meth:`forward` takes for inputs on ``device``: ``"fused"`` or ``"blocked"``.
+
+        A set ``attention_hook`` forces ``"blocked"`` (the hook needs the softmax weights,
+        which the fused kernels never form); otherwise ``"auto"`` means fused on CUDA only.
+        """
+        if self.attention_hook is not None:
+            return "blocked"
+        if self._implementation == "auto":
+            return "fused" if torch.device(device).type == "cuda" else "blocked"
+        return self._implementation
 
     def positional_features(self, length: int, device: torch.device, dtype: torch.dtype):
-        """Cached relative positional features for ``length`` bins, ``(2T-1, F)``."""
+        """Cached relative positional features for ``length`` bins, ``(2T-1, F)``.
+
+        Made outside inference mode even when first asked for inside it: an inference
+        tensor in the cache would break every later forward that records autograd.
+        """
         key = (length, device, dtype)
         cached = self._features_cast.get(key)
         if cached is None:
-            table = _cached_features(length, self.num_relative_position_features)
-            cached = table.to(device=device, dtype=dtype)
+            with torch.inference_mode(False):
+                table = _cached_features(length, self.num_relative_position_features)
+                cached = table.to(device=device, dtype=dtype, copy=True)
             self._features_cast[key] = cached
         return cached
 
@@ -148,12 +230,16 @@ class MultiheadAttention(nn.Module):
         """Projected positional features ``r_k`` for ``length`` bins, ``(H, 2T-1, K)``.
 
         Without autograd and in eval mode the projection is cached per length until the
-        weights change.
+        weights change. The key holds the autocast state: under autocast the projection's
+        dtype is the autocast dtype, not ``dtype``, and must not be served to a run without.
         """
         cacheable = not self.training and not torch.is_grad_enabled()
         features = self.positional_features(length, device, dtype)  # (2T-1, F)
         w = self.r_k_layer.weight
-        key = (length, device, dtype, w.data_ptr(), w._version, features.data_ptr())
+        autocast = torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(
+            device.type
+        )
+        key = (length, device, dtype, autocast, w.data_ptr(), w._version, features.data_ptr())
         if cacheable and self._r_k_cache is not None and self._r_k_cache[0] == key:
             return self._r_k_cache[1]
         features = self.positional_dropout(features)
@@ -190,11 +276,63 @@ class MultiheadAttention(nn.Module):
         )
         return out.reshape(*lead, n, length)
 
+    def relative_bias(
+        self, q: torch.Tensor, r_k: torch.Tensor, first: int, length: int
+    ) -> torch.Tensor:
+        """Relative logits of every query as an additive attention mask, ``(B, H, n, T)``.
+
+        The fused kernels need a mask with unit stride along keys and, for the CUDA
+        memory-efficient kernel, every other stride a multiple of 16 bytes; the view of
+        :meth:`relative_logits` has row stride ``T+n-2`` (PyTorch would pad a copy of it, or
+        fall back to the unfused kernel). So the mask is written query block by query block
+        into a buffer whose rows are padded to a multiple of 16 elements, and a ``[..., :T]``
+        view is returned: peak memory is the mask (``n x T`` per head, as any fused call
+        needs) plus one block's ``block x (T+block-1)`` logits, never the ``n x (T+n-1)`` of
+        all queries at once.
+        """
+        b, h, n, _ = q.shape
+        padded = -(-length // _MASK_ALIGN) * _MASK_ALIGN
+        mask = None
+        for a0 in range(0, n, _QUERY_BLOCK):
+            a1 = min(a0 + _QUERY_BLOCK, n)
+            rel = self.relative_logits(q[:, :, a0:a1], r_k, first + a0, length)  # (B, H, nb, T)
+            if mask is None:
+                mask = rel.new_empty((b, h, n, padded))  # (B, H, n, T padded)
+            mask[:, :, a0:a1, :length].copy_(rel)  # autograd records the copy (CopySlices)
+        return mask[..., :length]  # (B, H, n, T)
+
+    def _attend_fused(self, q_w, q_r, keys, values, r_k, first, dropout):
+        """Softmax attention by scaled_dot_product_attention: ``(B, H, n, V)``."""
+        mask = self.relative_bias(q_r, r_k, first, keys.shape[-2])  # (B, H, n, T)
+        return F.scaled_dot_product_attention(
+            q_w, keys, values, attn_mask=mask, dropout_p=dropout, scale=1.0
+        )  # (B, H, n, V)
+
+    def _attend_blocked(self, q_w, q_r, keys, values, r_k, first, dropout):
+        """Explicit softmax attention over query blocks: ``(B, H, n, V)``."""
+        n, t = q_w.shape[-2], keys.shape[-2]
+        # Query blocks keep the relative logits to T+block-1 columns instead of 2T-1.
+        block = n if self.attention_hook is not None else min(n, _QUERY_BLOCK)
+        outs = []
+        for a0 in range(0, n, block):
+            a1 = min(a0 + block, n)
+            rel = self.relative_logits(q_r[:, :, a0:a1], r_k, first + a0, t)  # (B, H, nb, T)
+            logits = torch.matmul(q_w[:, :, a0:a1], keys.transpose(-1, -2))  # (B, H, nb, T)
+            logits = logits.add_(rel) if not logits.requires_grad else logits + rel
+            weights = torch.softmax(logits, dim=-1)  # (B, H, nb, T)
+            if self.attention_hook is not None:
+                self.attention_hook(self, weights)
+            if dropout:
+                weights = F.dropout(weights, dropout, self.training)
+            outs.append(torch.matmul(weights, values))  # (B, H, nb, V)
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+
     def forward(self, x: torch.Tensor, query_rows: tuple[int, int] | None = None) -> torch.Tensor:
         """Attend over ``x`` ``(B, T, C)``; returns ``(B, n, C)`` for the query rows.
 
         ``query_rows = (start, end)`` computes outputs for those rows only (keys and values
-        still come from every row); by default every row is a query.
+        still come from every row); by default every row is a query. The path (fused or
+        blocked) follows :meth:`attention_path`.
         """
         b, t, _ = x.shape
         h, k, v = self.num_heads, self.key_size, self.value_size
@@ -208,27 +346,9 @@ class MultiheadAttention(nn.Module):
         q_r = q + self.r_r_bias
         q_w = q + self.r_w_bias
         dropout = self.attention_dropout_rate if self.training else 0.0
-        if self.attention_hook is None and x.device.type == "cuda":
-            # Fused attention kernels with the relative logits as an additive bias.
-            bias = self.relative_logits(q_r, r_k, q0, t)  # (B, H, n, T)
-            out = F.scaled_dot_product_attention(
-                q_w, keys, values, attn_mask=bias, dropout_p=dropout, scale=1.0
-            )  # (B, H, n, V)
-        else:
-            # Query blocks keep the relative logits to T+block-1 columns instead of 2T-1.
-            block = n if self.attention_hook is not None else min(n, _QUERY_BLOCK)
-            outs = []
-            for a0 in range(0, n, block):
-                a1 = min(a0 + block, n)
-                rel = self.relative_logits(q_r[:, :, a0:a1], r_k, q0 + a0, t)  # (B, H, nb, T)
-                logits = torch.matmul(q_w[:, :, a0:a1], keys.transpose(-1, -2))  # (B, H, nb, T)
-                logits = logits.add_(rel) if not logits.requires_grad else logits + rel
-                weights = torch.softmax(logits, dim=-1)  # (B, H, nb, T)
-                if self.attention_hook is not None:
-                    self.attention_hook(self, weights)
-                if dropout:
-                    weights = F.dropout(weights, dropout, self.training)
-                outs.append(torch.matmul(weights, values))  # (B, H, nb, V)
-            out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+        path = self.attention_path(x.device)
+        _log_path(path, self._implementation, x.device.type, self.attention_hook is not None)
+        attend = self._attend_fused if path == "fused" else self._attend_blocked
+        out = attend(q_w, q_r, keys, values, r_k, q0, dropout)  # (B, H, n, V)
         out = out.transpose(1, 2).reshape(b, n, h * v)  # (B, n, H*V)
         return self.embedding_layer(out)

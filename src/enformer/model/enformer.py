@@ -333,6 +333,26 @@ class Enformer(nn.Module):
         self.trunk.gradient_checkpointing = enabled
         return self
 
+    @property
+    def attention_implementation(self) -> str:
+        """The attention path requested of every transformer block (see below)."""
+        names = {block.mha.attention.implementation for block in self.trunk.transformer}
+        return names.pop() if len(names) == 1 else "mixed" if names else "auto"
+
+    def set_attention_implementation(self, implementation: str = "auto") -> Enformer:
+        """Choose how every transformer block computes attention.
+
+        ``"fused"`` runs :func:`torch.nn.functional.scaled_dot_product_attention` with the
+        relative logits as an additive mask (on any device); ``"blocked"`` an explicit softmax
+        over query blocks; ``"auto"`` (the default) fused on CUDA, blocked elsewhere. Both give
+        the same numbers up to float rounding; a set attention hook always takes the blocked
+        path. Like gradient checkpointing this is a run-time choice, not a hyper-parameter:
+        it is not part of :class:`EnformerConfig` and not saved with the weights.
+        """
+        for block in self.trunk.transformer:
+            block.mha.attention.implementation = implementation
+        return self
+
     # ------------------------------------------------------- weights in / out
     @classmethod
     def from_pretrained(cls, path_or_name: str, **kwargs: Any) -> Enformer:
