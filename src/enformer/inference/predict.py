@@ -48,6 +48,7 @@ import torch
 from ..data.genome import Genome, Interval, parse_region
 from ..data.sequence import one_hot
 from ..model.config import EnformerConfig
+from .device import parse_device
 
 __all__ = [
     "OutputGeometry",
@@ -305,7 +306,7 @@ def _as_device(device: str | torch.device | None, model: torch.nn.Module) -> tor
             return next(model.parameters()).device
         except StopIteration:
             return torch.device("cpu")
-    return torch.device(device)
+    return parse_device(device)
 
 
 class Engine:

@@ -64,6 +64,7 @@ import torch
 from .. import __version__
 from ..data.genome import Genome
 from ..data.tracks import TrackSheet
+from ..inference.device import parse_device
 from ..inference.predict import (
     Engine,
     OutputGeometry,
@@ -397,7 +398,7 @@ def _make_plan(
         except StopIteration:
             run_device = torch.device("cpu")
     else:
-        run_device = torch.device(device)
+        run_device = parse_device(device)
     chosen = indices[head]
     descriptions = [sheet[i].description for i in chosen] if sheet is not None else None
     window: dict[str, Any] = {"mode": "all", "bins": geometry.n_bins}
