@@ -62,7 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--shifts",
         default="0",
         metavar="S[,S...]",
-        help="shifts in bp averaged over, e.g. -1,0,1 (default 0)",
+        help="shifts in bp averaged over, e.g. -1,0,1 (default 0),"
+        " each at most half an output bin (|S| <= 64 bp for 128-bp bins; Enformer was trained with up to 3)",
     )
     p.add_argument(
         "--format",

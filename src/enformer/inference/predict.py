@@ -25,8 +25,11 @@ averaged bin by bin:
   genome, i.e. ``copy[i] = original[i + s]``. For genome intervals the shifted window
   ``[start + s, end + s)`` is read from the genome; for arrays and strings the bases that
   come into view are ``N`` (all zeros). The copy's bins are averaged with the unshifted bins
-  of the same index (no re-alignment), as in Enformer/Basenji training augmentation, so
-  keep ``|s|`` well below the bin size.
+  of the same index (no re-alignment), as in Enformer/Basenji training augmentation. So
+  ``|s|`` may be at most half a bin (:func:`max_shift`: 64 bp for the published model,
+  which was trained with shifts of up to 3 bp): a larger shift would average a bin with its
+  neighbour's signal, and a shift of a window or more would report one place's prediction
+  under another's coordinates. :func:`check_shifts` refuses anything beyond.
 * **reverse complement** (``rc=True``): each shifted copy is also predicted on its reverse
   complement; the output's bin axis is flipped back and stranded tracks are swapped with
   their partner (``strand_pairs``, e.g. :meth:`TrackSheet.strand_pair_permutation`), so
@@ -53,6 +56,8 @@ from .device import parse_device
 __all__ = [
     "OutputGeometry",
     "Prediction",
+    "check_shifts",
+    "max_shift",
     "output_geometry",
     "predict",
     "progress_bar",
@@ -358,7 +363,7 @@ class Engine:
         self.config: EnformerConfig = model.config
         self.heads = list(heads)
         self.rc = bool(rc)
-        self.shifts = _check_shifts(shifts)
+        self.shifts = check_shifts(shifts, self.config.bin_size)
         self.margin = max(abs(s) for s in self.shifts)
         self.batch_size = int(batch_size)
         self.device = _as_device(device, model)
@@ -478,7 +483,39 @@ def _flips(rc: bool) -> tuple[bool, ...]:
     return (False, True) if rc else (False,)
 
 
-def _check_shifts(shifts: Sequence[int] | int) -> tuple[int, ...]:
+def max_shift(bin_size: int) -> int:
+    """Largest ``|shift|`` (bp) allowed for a model with ``bin_size``-bp bins: half a bin.
+
+    Shifted copies are averaged with the unshifted bins of the same index, so a shift of
+    more than half a bin would mix each bin with its neighbour's signal (and a shift of a
+    window or more would put one place's prediction under another's coordinates). Enformer
+    itself was trained with shifts of at most 3 bp.
+    """
+    return max(0, int(bin_size) // 2)
+
+
+def check_shifts(shifts: Sequence[int] | int, bin_size: int) -> tuple[int, ...]:
+    """Validate test-time shifts: distinct integers with ``|s| <= max_shift(bin_size)``.
+
+    Parameters
+    ----------
+    shifts : int or sequence of int
+        Shifts in bp.
+    bin_size : int
+        The model's output bin size (``config.bin_size``).
+
+    Returns
+    -------
+    tuple of int
+        The shifts.
+
+    Raises
+    ------
+    TypeError
+        A shift is not an integer.
+    ValueError
+        No shift, a repeated shift, or one beyond half a bin.
+    """
     if isinstance(shifts, int | np.integer):
         shifts = (int(shifts),)
     out = []
@@ -490,6 +527,14 @@ def _check_shifts(shifts: Sequence[int] | int) -> tuple[int, ...]:
         raise ValueError("shifts must hold at least one shift, e.g. (0,)")
     if len(set(out)) != len(out):
         raise ValueError(f"shifts must not repeat, got {tuple(out)}")
+    limit = max_shift(bin_size)
+    beyond = [s for s in out if abs(s) > limit]
+    if beyond:
+        raise ValueError(
+            f"shift {beyond[0]} bp is too large: shifts may be at most ±{limit} bp (half of "
+            f"this model's {bin_size}-bp bins), because shifted copies are averaged with the "
+            "unshifted bins; use small shifts such as -1,0,1"
+        )
     return tuple(out)
 
 

@@ -59,7 +59,7 @@ import torch.nn.functional as F
 
 from ..data.sequence import one_hot, reverse_complement
 from ..inference.device import parse_device
-from ..inference.predict import OutputGeometry, output_geometry, progress_bar
+from ..inference.predict import OutputGeometry, check_shifts, output_geometry, progress_bar
 
 if TYPE_CHECKING:
     from ..model.enformer import Enformer
@@ -683,7 +683,7 @@ def contribution_scores(
         target = Target(name, tracks=target)
     if target.head not in config.heads:
         raise ValueError(f"the model has no head {target.head!r}; it has {', '.join(config.heads)}")
-    shifts = tuple(int(s) for s in shifts) or (0,)
+    shifts = check_shifts(tuple(shifts) or (0,), model.config.bin_size)
     dev = parse_device(device) if device is not None else model.device
     xt, single = _as_input(x, model.dtype, dev)
     n_seq, length = xt.shape[0], xt.shape[1]

@@ -68,6 +68,7 @@ from ..inference.device import parse_device
 from ..inference.predict import (
     Engine,
     OutputGeometry,
+    check_shifts,
     output_geometry,
     progress_bar,
     resolve_strand_pairs,
@@ -365,9 +366,7 @@ def _make_plan(
             "reverse-complement averaging without a track sheet: no strand-paired tracks are "
             "swapped (pass track_sheet/--targets for stranded tracks)"
         )
-    shift_tuple = tuple(int(s) for s in ([shifts] if isinstance(shifts, int) else shifts))
-    if not shift_tuple or len(set(shift_tuple)) != len(shift_tuple):
-        raise ValueError(f"shifts must be distinct integers, e.g. (-1, 0, 1); got {shifts!r}")
+    shift_tuple = check_shifts(shifts, config.bin_size)
     geometry = output_geometry(config, config.sequence_length)
     if on_ref_mismatch not in ("fail", "skip", "flip"):
         raise ValueError(
