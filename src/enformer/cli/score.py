@@ -93,7 +93,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=["0"],
         metavar="S",
         help="shifts in bp to average, e.g. --shifts -1,0,1 (default 0),"
-        " each at most half an output bin (|S| <= 64 bp for 128-bp bins; Enformer was trained with up to 3)",
+        " each at most half an output bin (|S| <= 64 bp for 128-bp bins;"
+        " Enformer was trained with up to 3)",
     )
     p.add_argument(
         "--on-ref-mismatch",

@@ -56,14 +56,20 @@ from .device import parse_device
 __all__ = [
     "OutputGeometry",
     "Prediction",
+    "check_onehot",
     "check_shifts",
     "max_shift",
     "output_geometry",
     "predict",
     "progress_bar",
+    "warn_mostly_n",
 ]
 
 logger = logging.getLogger(__name__)
+
+# An input window with more than this share of N is reported: its predictions reflect
+# (almost) no sequence, e.g. a window inside an assembly gap.
+MOSTLY_N = 0.5
 
 
 # --------------------------------------------------------------------------------------
@@ -185,6 +191,9 @@ class Prediction:
         ``None``.
     track_identifiers : dict of str to list of str
         Per head, identifiers of the selected tracks when a track sheet was given.
+    n_fraction : numpy.ndarray
+        Per input, the share of its (unshifted) input window that is ``N``. Inputs with more
+        than half ``N`` are also logged as a warning: their predictions reflect no sequence.
     """
 
     values: dict[str, np.ndarray]
@@ -198,6 +207,7 @@ class Prediction:
     shifts: tuple[int, ...] = (0,)
     names: list[str | None] = field(default_factory=list)
     track_identifiers: dict[str, list[str]] = field(default_factory=dict)
+    n_fraction: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.intervals)
@@ -373,6 +383,11 @@ class Engine:
         self._index: dict[str, torch.Tensor] = {}
         self._rc_index: dict[str, torch.Tensor] = {}
         self._saved: tuple[bool, torch.device | None] | None = None
+        # Share of N (all-zero rows) in each input of the last run() chunk, and running
+        # counts of inputs seen and of those more than MOSTLY_N N, for the callers' reports.
+        self.last_n_fraction = np.zeros(0, dtype=np.float32)
+        self.inputs_seen = 0
+        self.mostly_n = 0
 
     @property
     def copies(self) -> int:
@@ -444,6 +459,11 @@ class Engine:
         n = extended.shape[0]
         m = self.margin
         length = extended.shape[1] - 2 * m
+        check_onehot(extended)
+        n_rows = (extended[:, m : m + length] != 0).sum(-1) == 0  # (n, L): True where N
+        self.last_n_fraction = n_rows.float().mean(1).cpu().numpy().astype(np.float32)
+        self.inputs_seen += n
+        self.mostly_n += int((self.last_n_fraction > MOSTLY_N).sum())
         jobs = [(j, s, flip) for j in range(n) for s in self.shifts for flip in _flips(self.rc)]
         x_all = extended.to(self.device, torch.float32, non_blocking=True)
         sums: dict[str, torch.Tensor] = {}
@@ -477,6 +497,59 @@ class Engine:
             head: (total / self.copies).cpu().numpy().astype(np.float32, copy=False)
             for head, total in sums.items()
         }
+
+
+def check_onehot(x: torch.Tensor) -> None:
+    """Refuse one-hot input a model cannot meaningfully read, with one vectorised pass.
+
+    Accepted: values in [0, 1] whose rows sum to at most 1 (exact one-hot, ``N`` as a row of
+    zeros, or soft encodings such as 0.25 per base). Refused with a ``ValueError`` naming the
+    first offending position: NaN or infinite values, values below 0 or above 1, rows
+    summing to more than 1 (several bases at one position, counts, channels mixed up), and
+    a last dimension other than 4.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(..., L, 4)`` one-hot DNA (bool, uint8 or floating point).
+    """
+    if x.dim() < 2 or x.shape[-1] != 4:
+        raise ValueError(
+            f"one-hot DNA must have shape (..., L, 4) with A, C, G, T columns, got "
+            f"{tuple(x.shape)}; transpose channels-first (B, 4, L) arrays"
+        )
+    if x.dtype == torch.bool:
+        xf = x.to(torch.uint8)
+    else:
+        xf = x
+    if xf.is_floating_point():
+        bad = ~torch.isfinite(xf)
+        if bool(bad.any()):
+            where = _first_index(bad.any(-1))
+            raise ValueError(
+                f"one-hot DNA holds NaN or infinite values (first at {where}); encode "
+                "sequences with enformer.data.sequence.one_hot (N = a row of zeros)"
+            )
+    bad = (xf < 0) | (xf > 1)
+    if bool(bad.any()):
+        where = _first_index(bad.any(-1))
+        raise ValueError(
+            f"one-hot DNA values must lie in 0..1 (found {xf[where].tolist()} at {where}); "
+            "encode sequences with enformer.data.sequence.one_hot"
+        )
+    sums = xf.sum(-1, dtype=torch.float32)
+    over = sums > 1 + 1e-3
+    if bool(over.any()):
+        where = _first_index(over)
+        raise ValueError(
+            f"one-hot DNA rows may hold at most one base, but the row at {where} sums to "
+            f"{float(sums[where]):g}; pass (N, L, 4) one-hot arrays in A, C, G, T order"
+        )
+
+
+def _first_index(mask: torch.Tensor) -> tuple[int, ...]:
+    flat = int(torch.argmax(mask.reshape(-1).to(torch.uint8)))
+    return tuple(int(i) for i in np.unravel_index(flat, tuple(mask.shape)))
 
 
 def _flips(rc: bool) -> tuple[bool, ...]:
@@ -929,6 +1002,7 @@ def predict(
     values = {
         h: np.empty((data.n, geometry.n_bins, len(indices[h])), dtype=np.float32) for h in heads
     }
+    n_fraction = np.zeros(data.n, dtype=np.float32)
     bar = progress_bar(data.n, "predict", progress and data.n > 1)
     try:
         with engine:
@@ -936,9 +1010,11 @@ def predict(
                 out = engine.run(data.extended(lo, hi, engine.margin))
                 for h in heads:
                     values[h][lo:hi] = out[h]
+                n_fraction[lo:hi] = engine.last_n_fraction
                 bar.update(hi - lo)
     finally:
         bar.close()
+    warn_mostly_n(n_fraction, data.names)
     intervals: list[Interval | None] = []
     for window in data.windows:
         if window is None:
@@ -960,7 +1036,44 @@ def predict(
         shifts=engine.shifts,
         names=data.names,
         track_identifiers=identifiers,
+        n_fraction=n_fraction,
     )
+
+
+def warn_mostly_n(n_fraction: np.ndarray, names: Sequence[str | None] | None = None) -> int:
+    """Log one warning for the inputs whose window is more than :data:`MOSTLY_N` ``N``.
+
+    Parameters
+    ----------
+    n_fraction : numpy.ndarray
+        Per input, the share of ``N`` in its window.
+    names : sequence of str or None, optional
+        Per input, a name for the message (the first few are listed).
+
+    Returns
+    -------
+    int
+        The number of such inputs.
+    """
+    frac = np.asarray(n_fraction, dtype=np.float64)
+    which = np.flatnonzero(frac > MOSTLY_N)
+    if which.size:
+        labels = [
+            f"{(names[i] if names is not None and names[i] else f'input {i}')} "
+            f"({100 * frac[i]:.0f}% N)"
+            for i in which[:3]
+        ]
+        more = f" and {which.size - 3} more" if which.size > 3 else ""
+        logger.warning(
+            "%d of %d input window(s) are more than %d%% N: %s%s; their predictions reflect "
+            "little or no DNA sequence (an assembly gap or a masked region?)",
+            which.size,
+            frac.size,
+            int(100 * MOSTLY_N),
+            ", ".join(labels),
+            more,
+        )
+    return int(which.size)
 
 
 def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
