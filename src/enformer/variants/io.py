@@ -452,16 +452,20 @@ def parse_variant(text: str, *, variant_id: str | None = None) -> Variant:
 def _vcf_text_records(path: Path) -> Iterator[Record]:
     source = str(path)
     seen_header = False
+    seen_meta = False
+    records = 0
     for number, line in _numbered_lines(path):
         if not line.strip():
             continue
         if line.startswith("##"):
             if seen_header:
                 raise ValueError(f"{source}, line {number}: '##' meta line after the #CHROM line")
+            seen_meta = True
             continue
         if line.startswith("#"):
             seen_header = True
             continue
+        records += 1
         where = f"{source}, line {number}"
         fields = line.split("\t", 8)
         if len(fields) < 5:
@@ -484,6 +488,18 @@ def _vcf_text_records(path: Path) -> Iterator[Record]:
             number,
             source,
         )
+    if records == 0:
+        _no_records(path, seen_header or seen_meta)
+
+
+def _no_records(path: Path, has_header: bool) -> None:
+    """An empty file is refused (htslib refuses it too); a header alone is only warned about."""
+    if not has_header:
+        raise ValueError(
+            f"{path} is empty: not a VCF (a VCF has at least a '#CHROM POS ID REF ALT' header "
+            "line); was it truncated or never written?"
+        )
+    logger.warning("%s has a header but no variant records: nothing to score", path)
 
 
 def _vcf_cyvcf2_records(path: Path) -> Iterator[Record]:
@@ -665,6 +681,11 @@ def _tsv_records(path: Path) -> Iterator[Record]:
             None if vid in ("", ".") else vid,
             number,
             source,
+        )
+    if first:
+        raise ValueError(
+            f"{path} is empty: no header and no variants (expected columns chrom, pos, ref, "
+            "alt[, id]); was it truncated or never written?"
         )
 
 
