@@ -78,7 +78,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--head", default="human", help="output head (default human)")
     window = p.add_mutually_exclusive_group()
     window.add_argument(
-        "--genes", metavar="GTF", help="score the TSS bins of each gene of this GTF in the window"
+        "--genes",
+        metavar="GTF",
+        help="score the TSS bins of each gene of this GTF in the output window (one row per "
+        "variant x gene); a variant with no TSS in its output window is listed in the "
+        ".skipped table with that reason (not predicted)",
     )
     window.add_argument(
         "--center-bins", type=int, metavar="W", help="score only W bins around the variant"
