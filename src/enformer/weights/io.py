@@ -505,7 +505,8 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     except Exception as err:
         text = str(err)
         pickled = re.search(r"GLOBAL\s+([\w.]+)", text)
-        code = [pickled.group(1)] if pickled else _pickled_code(path)
+        protocol, code = _scan_pickle(path)
+        code = [pickled.group(1)] if pickled else code
         if code:
             raise WeightsError(
                 f"{path} contains pickled code ({', '.join(code[:3])}), which enformer refuses "
@@ -514,7 +515,7 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
                 "torch.save({k: v for k, v in sd.items() if torch.is_tensor(v)}, 'weights.pt') "
                 "(or save it as safetensors)"
             ) from None
-        if "Unsupported operand" in text:
+        if "Unsupported operand" in text and protocol is not None and protocol >= 3:
             raise WeightsError(
                 f"{path}: written with a pickle protocol that torch's safe loader cannot read "
                 "(a raw pickle.dump, or protocol >= 4?); re-save the state_dict with "
@@ -541,24 +542,26 @@ _SAFE_GLOBALS = ("torch.", "collections.OrderedDict", "_codecs.encode", "numpy."
 _PICKLE_SCAN_LIMIT = 64 << 20
 
 
-def _pickled_code(path: Path) -> list[str]:
-    """Names of the functions/classes a pickle imports, read statically (nothing is run).
+def _scan_pickle(path: Path) -> tuple[int | None, list[str]]:
+    """A pickle's protocol and the functions/classes it imports, read statically (nothing runs).
 
-    Only names outside torch's own tensor-rebuilding machinery are returned: those are the
-    pickled code that ``weights_only=True`` refuses.
+    Only names outside torch's own tensor-rebuilding machinery are listed: those are the
+    pickled code that ``weights_only=True`` refuses. The protocol is ``None`` when the data
+    does not start like a pickle.
     """
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
                 name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
                 if name is None:
-                    return []
+                    return None, []
                 data = zf.read(name)[:_PICKLE_SCAN_LIMIT]
         else:
             with open(path, "rb") as fh:
                 data = fh.read(_PICKLE_SCAN_LIMIT)
     except (OSError, zipfile.BadZipFile):
-        return []
+        return None, []
+    protocol = data[1] if len(data) > 1 and data[0] == 0x80 else None
     found: list[str] = []
     strings: list[str] = []
     try:
@@ -572,7 +575,7 @@ def _pickled_code(path: Path) -> list[str]:
     except Exception:  # a truncated or legacy multi-pickle file: keep what was read
         pass
     unsafe = [g for g in dict.fromkeys(found) if not g.startswith(_SAFE_GLOBALS)]
-    return unsafe
+    return protocol, unsafe
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
