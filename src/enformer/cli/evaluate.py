@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     head = args.head or ("human" if "human" in heads else heads[0])
     if head not in heads:
         raise ValueError(f"the model has no head {head!r}; its heads are {heads}")
+    sheet = _find_sheet(args, head, model.config.heads[head])
     kind = args.kind
     if kind == "auto":
         kind = "npz" if str(args.data).endswith(".npz") else "tfrecord"
@@ -149,7 +150,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         target_length=model.config.output_bins(length) if length else None,
     )
     loader = make_eval_loader(dataset, batch_size=args.batch_size)
-    sheet = _find_sheet(args, head, model.config.heads[head])
     result = evaluate(
         model,
         loader,
