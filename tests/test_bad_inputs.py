@@ -62,6 +62,10 @@ def env(shared_data: Path, tmp_path_factory) -> dict[str, str]:
     model = Enformer(EnformerConfig.tiny()).eval()  # 2,048 bp in, 64 bins of 16 bp
     randomize_batch_norm(model, seed=1)
     save_pretrained(model, root / "tiny")
+    # What `convert --set target_length=-5` used to write.
+    save_pretrained(model, root / "negative")
+    config = json.loads((root / "negative" / "config.json").read_text())
+    (root / "negative" / "config.json").write_text(json.dumps({**config, "target_length": -5}))
     fasta = shared_data / "genome" / "hg38_subset.fa.gz"
     # A checkpoint that pickles code, with pickle protocol 4 (torch says "Unsupported operand").
     torch.save({"stem.0.weight": torch.zeros(2), "x": _Payload()}, root / "evil.pt",
@@ -79,6 +83,7 @@ def env(shared_data: Path, tmp_path_factory) -> dict[str, str]:
     )
     return {
         "tiny": str(root / "tiny"),
+        "negative": str(root / "negative"),
         "fasta": str(fasta),
         "gtf": str(shared_data / "annotations" / "gencode_hg38_subset.gtf"),
         "data": str(shared_data / "basenji_tiny_hg38"),
@@ -140,8 +145,8 @@ class Row:
     check: Callable[[Path, str, str], None] | None = None
 
 
-def _predict(*extra: str) -> tuple[str, ...]:
-    return ("predict", "--weights", "{tiny}", "--fasta", "{fasta}", "--tracks", "0",
+def _predict(*extra: str, weights: str = "{tiny}") -> tuple[str, ...]:
+    return ("predict", "--weights", weights, "--fasta", "{fasta}", "--tracks", "0",
             "--format", "h5", "--out", "{tmp}/p", *extra)  # fmt: skip
 
 
@@ -194,9 +199,10 @@ ROWS = [
         _attribute("--region", "chr5:50,000,001-50,000,100", "--json"), 0, "",
         _warned_mostly_n),
     # 7. wrong-size sheet, invalid config values, empty VCF
-    Row("7 evaluate --targets with 5,313 tracks for a 10-track head",
-        _evaluate("--targets", "{sheet5313}"), 2,
-        "has 5313 tracks but head 'human' outputs 10; pass the sheet"),
+    Row("7 evaluate --weights mini --targets with 5,313 tracks for its 74-track head",
+        ("evaluate", "--weights", "mini", "--data", "{data}", "--max-batches", "1",
+         "--targets", "{sheet5313}"), 2,
+        "has 5313 tracks but head 'human' outputs 74; pass the sheet"),
     Row("7 convert --set target_length=-5",
         ("convert", "{tiny}", "{tmp}/c", "--set", "target_length=-5"), 2,
         "EnformerConfig.target_length must be an integer >= 1, got -5", _nothing_written),
@@ -229,8 +235,11 @@ ROWS = [
     Row("9 attribute --variant with a REF mismatch suggests an option it has",
         _attribute("--variant", "chr1:14677:A>G"), 2, "pass --on-ref-mismatch flip",
         _no_skip_suggested),
-    Row("9 evaluate --batch-size -2 (was '__len__() should return >= 0')",
-        _evaluate("--batch-size", "-2"), 2, "--batch-size must be a positive integer, got -2"),
+    Row("9 evaluate --batch-size -2", _evaluate("--batch-size", "-2"), 2,
+        "--batch-size must be a positive integer, got -2"),
+    Row("9 predict with a checkpoint saying target_length=-5 (was '__len__() should return "
+        ">= 0')", _predict("--region", REAL, weights="{negative}"), 2,
+        "EnformerConfig.target_length must be an integer >= 1, got -5"),
 ]  # fmt: skip
 
 
