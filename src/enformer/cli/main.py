@@ -5,7 +5,8 @@ Every subcommand lives in its own module with ``add_parser(subparsers)`` and
 ``--json``, as one JSON object. Expected failures (bad input, missing files) exit
 with status 2 and one line naming the problem (at most ~400 characters: echoed input is
 cut); nothing prints a traceback for them unless ``-vv`` is given. Any other exception is a
-bug and shows its traceback, or one line and status 1 under ``-q``.
+bug and propagates with its traceback, also under ``-q`` (which only silences progress and
+logging).
 """
 
 from __future__ import annotations
@@ -135,19 +136,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             print(json.dumps({"ok": False, "command": args.command, "error": message}))
         return 2
-    except Exception as err:
-        # Anything else is a bug: show the traceback, unless the user asked for quiet.
-        if not args.quiet or args.verbose >= 2:
-            raise
-        message = one_line(f"{type(err).__name__}: {err}")
-        print(
-            f"enformer {args.command}: internal error (a bug; rerun without -q to see the "
-            f"traceback, and please report it): {message}",
-            file=sys.stderr,
-        )
-        if args.json:
-            print(json.dumps({"ok": False, "command": args.command, "error": message}))
-        return 1
     summary = {"ok": True, "command": args.command, **(summary or {})}
     _print_summary(summary, args.json)
     return 0
