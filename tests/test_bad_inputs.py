@@ -200,8 +200,8 @@ ROWS = [
         _warned_mostly_n),
     # 7. wrong-size sheet, invalid config values, empty VCF
     Row("7 evaluate --weights mini --targets with 5,313 tracks for its 74-track head",
-        ("evaluate", "--weights", "mini", "--data", "{data}", "--max-batches", "1",
-         "--targets", "{sheet5313}"), 2,
+        ("evaluate", "--weights", "mini", "--data", "{data}", "--max-batches", "1", "--pool",
+         "4", "--targets", "{sheet5313}"), 2,
         "has 5313 tracks but head 'human' outputs 74; pass the sheet"),
     Row("7 convert --set target_length=-5",
         ("convert", "{tiny}", "{tmp}/c", "--set", "target_length=-5"), 2,
