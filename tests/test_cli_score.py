@@ -318,7 +318,11 @@ def test_gene_output_needs_a_table_format(weights, hg38, eqtl, shared_data, tmp_
     with h5py.File(out) as h5:
         n = h5["SAD"].shape[0]
         assert h5["si"].shape == (n,) and h5["gene_id"].shape == (n,)
-        assert h5["snp"].shape == (8,)
+        scored = h5["snp"].shape[0]
+    # Variants with no TSS in their output window are listed as skipped, never dropped.
+    skipped = pd.read_csv(tmp_path / "g.skipped.tsv", sep="\t")
+    assert scored + len(skipped) == 8
+    assert set(skipped["reason"]) <= {"no TSS of the GTF's genes in the output window"}
 
 
 def test_gzip_tsv_input(weights, hg38, tmp_path):

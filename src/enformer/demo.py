@@ -44,6 +44,7 @@ __all__ = [
     "Construct",
     "Element",
     "build_construct",
+    "nearest_real_base",
     "run_demo",
     "write_construct",
 ]
@@ -429,13 +430,12 @@ def _genome_input(
         chrom = genome.resolve_chrom(interval.chrom)
         centre = (interval.start + interval.end) // 2
         win = genome.window(chrom, centre, sequence_length)
+        _check_not_mostly_n(win.sequence, interval.to_ucsc(), Path(fasta).name)
         variants: list[dict[str, Any]] | None = None
         if vcf is None:  # example transversions at the centre and 1 kb either side
             variants = []
             for name, offset in (("centre", 0), ("minus_1kb", -1000), ("plus_1kb", 1000)):
-                pos0 = centre + offset
-                while genome.fetch(chrom, pos0, pos0 + 1) not in _TRANSVERSION:
-                    pos0 += 1  # step over N
+                pos0 = nearest_real_base(genome, chrom, centre + offset, interval.to_ucsc())
                 ref = genome.fetch(chrom, pos0, pos0 + 1)
                 alt = _TRANSVERSION[ref]
                 variants.append(
@@ -445,7 +445,7 @@ def _genome_input(
                         "ref": ref,
                         "alt": alt,
                         "id": f"{name}_{ref}>{alt}",
-                        "note": f"example SNV, {offset:+d} bp from the region centre",
+                        "note": f"example SNV, {pos0 - centre:+d} bp from the region centre",
                     }  # fmt: skip
                 )
             size = genome.chrom_sizes[chrom]
@@ -468,6 +468,59 @@ def _genome_input(
         info={"kind": "genome region", "fasta": str(fasta), "region": interval.to_ucsc()},
         chrom_aliases=chrom_aliases,
     )
+
+
+# How far from its intended place an example SNV may move to find a base that is not N.
+_SNV_SEARCH = 100
+
+
+def nearest_real_base(genome: Any, chrom: str, pos0: int, region: str) -> int:
+    """0-based position of the A/C/G/T base nearest ``pos0`` within :data:`_SNV_SEARCH` bp.
+
+    Parameters
+    ----------
+    genome : Genome
+        The genome (anything with ``fetch(chrom, start, end)``).
+    chrom : str
+        Chromosome.
+    pos0 : int
+        Wanted 0-based position.
+    region : str
+        The user's region, for the message.
+
+    Returns
+    -------
+    int
+        ``pos0`` itself when it is a base; else the nearest base (upstream on a tie).
+
+    Raises
+    ------
+    ValueError
+        Only ``N`` within :data:`_SNV_SEARCH` bp.
+    """
+    lo = max(0, pos0 - _SNV_SEARCH)
+    seq = genome.fetch(chrom, lo, pos0 + _SNV_SEARCH + 1)
+    codes = np.frombuffer(seq.upper().encode("ascii"), dtype=np.uint8)
+    real = np.flatnonzero(np.isin(codes, np.frombuffer(b"ACGT", dtype=np.uint8)))
+    if real.size == 0:
+        raise ValueError(
+            f"{chrom}:{pos0 + 1:,} (an example SNV's place near --region {region}) has only N "
+            f"within {_SNV_SEARCH} bp: pick a region with real sequence, or pass --vcf"
+        )
+    # Nearest first; at equal distance the upstream base wins.
+    best = real[np.argmin(np.abs(real + lo - pos0) * 2 + (real + lo > pos0))]
+    return int(best + lo)
+
+
+def _check_not_mostly_n(window: str, region: str, fasta_name: str) -> None:
+    """Refuse a model window that is more than half N: the demo would show nothing."""
+    n = window.upper().count("N")
+    if n > 0.5 * len(window):
+        raise ValueError(
+            f"--region {region} lies in a model window that is {100 * n / len(window):.0f}% N "
+            f"in {fasta_name}: the demo needs real sequence; pick a region away from assembly "
+            "gaps (or use the synthetic construct: omit --fasta)"
+        )
 
 
 def _allele_pair(inp: _DemoInput, variant: dict[str, Any], length: int) -> tuple[str, str, int]:

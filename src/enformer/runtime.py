@@ -1,11 +1,16 @@
-"""The process environment: the rank, world size and local rank ``torchrun`` gives this process.
+"""The process environment: the devices this process may use, and where ``torchrun`` placed it.
 
-This module imports only the standard library (and may import torch, nothing of enformer).
+This module imports only the standard library and torch, nothing of enformer.
 
 ``torchrun --nproc_per_node=N ...`` (or ``python -m torch.distributed.run``) starts ``N``
 processes with ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` set. Inference
 (:mod:`enformer.inference.distributed`) and training (:mod:`enformer.train.distributed`) both
 read them here, so a malformed value gets the same one-line error everywhere.
+
+Every entry point that takes a device (the CLI's ``--device``, ``predict(device=...)``,
+``score_variants(device=...)``, training) goes through :func:`parse_device`, so an unknown
+name or a device this machine cannot use fails at once with one clear sentence instead of a
+traceback from deep inside ``model.to``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-__all__ = ["TorchrunEnv", "env_int", "torchrun_env"]
+import torch
+
+__all__ = ["TorchrunEnv", "env_int", "parse_device", "torchrun_env"]
 
 
 class TorchrunEnv(NamedTuple):
@@ -56,3 +63,70 @@ def torchrun_env() -> TorchrunEnv:
     world = env_int("WORLD_SIZE", 1)
     rank = env_int("RANK", 0)
     return TorchrunEnv(world_size=world, rank=rank, local_rank=env_int("LOCAL_RANK", rank))
+
+# Device types users may name; anything else is refused before torch sees it.
+_KNOWN = ("cpu", "cuda", "mps", "xpu")
+
+
+def parse_device(device: str | torch.device | None, *, auto_index: int = 0) -> torch.device | None:
+    """Check that ``device`` names a device this PyTorch build can use here.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        ``None`` (left to the caller: usually the model's device), ``"auto"`` (CUDA when a GPU
+        is visible, else the CPU), or a torch device such as ``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``, ``"mps"``.
+    auto_index : int
+        GPU index ``"auto"`` picks (e.g. the local rank of a multi-process run).
+
+    Returns
+    -------
+    torch.device or None
+        The device; ``None`` when ``device`` is ``None``.
+
+    Raises
+    ------
+    ValueError
+        The name is not a device, or the device is not available: the message says why and
+        suggests ``cpu``.
+    """
+    if device is None:
+        return None
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", auto_index % torch.cuda.device_count())
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device.strip() if isinstance(device, str) else device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in _KNOWN:
+        shown = str(device)[:40]
+        raise ValueError(
+            f"unknown device {shown!r}; use cpu, cuda, cuda:N (a GPU index), mps or auto"
+        )
+    if dev.type == "cuda":
+        _check_cuda(dev)
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("MPS (Apple GPU) requested but it is not available here; use cpu")
+    elif dev.type == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise ValueError("XPU requested but this PyTorch build has no usable XPU; use cpu")
+    return dev
+
+
+def _check_cuda(dev: torch.device) -> None:
+    if not torch.backends.cuda.is_built():
+        raise ValueError(
+            f"{dev} requested but this PyTorch build has no CUDA support; use cpu, or install "
+            "a CUDA build of PyTorch"
+        )
+    if not torch.cuda.is_available():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        hint = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
+        raise ValueError(f"{dev} requested but no GPU is visible{hint}; use cpu")
+    count = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= count:
+        raise ValueError(
+            f"{dev} requested but only {count} GPU(s) are visible (cuda:0..cuda:{count - 1})"
+        )

@@ -63,7 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--shifts",
         default="0",
         metavar="S[,S...]",
-        help="shifts in bp averaged over, e.g. -1,0,1 (default 0)",
+        help="shifts in bp averaged over, e.g. -1,0,1 (default 0),"
+        " each at most half an output bin (|S| <= 64 bp for 128-bp bins;"
+        " Enformer was trained with up to 3)",
     )
     p.add_argument(
         "--format",
@@ -233,6 +235,21 @@ def input_window(genome, region, length: int):
     return window, genome.fetch(chrom, window.start, window.end)
 
 
+def n_warnings(seq: str, where: str) -> list[str]:
+    """A warning (logged, and returned for the summary) when ``seq`` is mostly ``N``."""
+    from ..inference.predict import MOSTLY_N
+
+    frac = (seq.count("N") + seq.count("n")) / max(1, len(seq))
+    if frac <= MOSTLY_N:
+        return []
+    message = (
+        f"the input window {where} is {100 * frac:.0f}% N: the model sees little or no DNA "
+        "sequence there (an assembly gap?), so its outputs mean little"
+    )
+    log.warning("%s", message)
+    return [message]
+
+
 def write_settings(out: Path, name: str, settings: dict, files: list[dict]) -> Path:
     """Write ``{"settings": ..., "files": ...}`` as JSON beside the outputs, atomically."""
     path = out / name
@@ -297,11 +314,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         length = cfg.sequence_length
         sel = resolve_head_tracks(args, model, weights_dir)
         if variant is not None:
-            from ..variants.sequences import allele_sequences
+            from ..variants.sequences import RefMismatchError, allele_sequences
 
-            alleles = allele_sequences(
-                variant, genome, length, on_ref_mismatch=args.on_ref_mismatch
-            )
+            try:
+                alleles = allele_sequences(
+                    variant, genome, length, on_ref_mismatch=args.on_ref_mismatch
+                )
+            except RefMismatchError as err:
+                # The library suggests 'skip', which means nothing for a single variant.
+                fix = (
+                    "check the variant's assembly"
+                    if args.on_ref_mismatch == "flip"
+                    else "check the variant's assembly, or pass --on-ref-mismatch flip to "
+                    "score it when the genome carries ALT"
+                )
+                raise ValueError(f"variant {variant.label}: {err.reason}; {fix}") from None
             chrom, start = alleles.placement.chrom, alleles.placement.start
             seqs = {"ref": alleles.ref, "alt": alleles.alt}
         else:
@@ -309,6 +336,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             window, seq = input_window(genome, region, length)
             chrom, start = window.chrom, window.start
             seqs = {"ref": seq}
+        warned = n_warnings(seqs["ref"], f"{chrom}:{start + 1:,}-{start + length:,}")
         read_out = target_bins(args, model, chrom, start)
         target = Target(sel["head"], tracks=sel["tracks"], bins=read_out["bins"], reduce="sum")
         chrom_sizes = genome.chrom_sizes
@@ -379,6 +407,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "files": files,
         "settings": str(settings_path),
     }
+    if warned:
+        summary["warnings"] = warned
     summary["_text"] = _render(summary)
     return summary
 
@@ -448,5 +478,6 @@ def _render(s: dict[str, Any]) -> str:
         lines.append(f"  f({name}) = {v:.6g}")
     lines.append(f"wrote {len(s['files'])} file(s) to {s['out']}:")
     lines += [f"  {f['path']}" for f in s["files"]]
+    lines.extend(f"warning: {w}" for w in s.get("warnings", []))
     lines.append(f"settings: {s['settings']}")
     return "\n".join(lines)

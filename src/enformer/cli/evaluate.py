@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 HELP = "per-track and per-assay Pearson r of a model on a data split"
 
@@ -86,7 +89,25 @@ def _find_sheet(args: argparse.Namespace, head: str, n_tracks: int) -> Any | Non
             sheet = TrackSheet.read(path, head=head)
             if len(sheet) == n_tracks:
                 return sheet
+            if args.targets:
+                raise ValueError(
+                    f"track sheet {path} has {len(sheet)} tracks but head {head!r} outputs "
+                    f"{n_tracks}; pass the sheet that belongs to these weights"
+                )
+            log.info("ignoring %s: %d tracks, head %r has %d", path, len(sheet), head, n_tracks)
     return None
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse impossible numeric options before anything loads."""
+    for flag, value in (
+        ("--batch-size", args.batch_size),
+        ("--pool", args.pool),
+        ("--max-batches", args.max_batches),
+        ("--sequence-length", args.sequence_length),
+    ):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be a positive integer, got {value}")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -97,12 +118,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ..train.evaluation import evaluate
     from ..weights import load_pretrained
 
+    _check_numbers(args)
     device = resolve_device(args.device)
     model = load_pretrained(args.weights, device=device, progress=not args.quiet)
     heads = list(model.config.heads)
     head = args.head or ("human" if "human" in heads else heads[0])
     if head not in heads:
         raise ValueError(f"the model has no head {head!r}; its heads are {heads}")
+    sheet = _find_sheet(args, head, model.config.heads[head])
     kind = args.kind
     if kind == "auto":
         kind = "npz" if str(args.data).endswith(".npz") else "tfrecord"
@@ -127,7 +150,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         target_length=model.config.output_bins(length) if length else None,
     )
     loader = make_eval_loader(dataset, batch_size=args.batch_size)
-    sheet = _find_sheet(args, head, model.config.heads[head])
     result = evaluate(
         model,
         loader,

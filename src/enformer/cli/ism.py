@@ -17,6 +17,7 @@ from .attribute import (
     add_common_arguments,
     input_window,
     load_model,
+    n_warnings,
     resolve_head_tracks,
     target_bins,
     write_settings,
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cfg = model.config
         length = cfg.sequence_length
         window, seq = input_window(genome, region, length)
+        warned = n_warnings(seq, window.to_ucsc())
         if not (window.start <= mutate.start and mutate.end <= window.end):
             raise ValueError(
                 f"--window {mutate.to_ucsc()} is not inside the model's input window "
@@ -178,6 +180,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "files": files,
         "settings": str(settings_path),
     }
+    if warned:
+        summary["warnings"] = warned
     summary["_text"] = _render(summary)
     return summary
 
@@ -198,5 +202,6 @@ def _render(s: dict[str, Any]) -> str:
     )
     lines.append(f"wrote {len(s['files'])} file(s) to {s['out']}:")
     lines += [f"  {f['path']}" for f in s["files"]]
+    lines.extend(f"warning: {w}" for w in s.get("warnings", []))
     lines.append(f"settings: {s['settings']}")
     return "\n".join(lines)

@@ -3,8 +3,10 @@
 Every subcommand lives in its own module with ``add_parser(subparsers)`` and
 ``run(args) -> dict``; the dict is the command's summary, printed as text or, with
 ``--json``, as one JSON object. Expected failures (bad input, missing files) exit
-with status 2 and one line naming the problem; nothing prints a traceback unless
-``-vv`` is given.
+with status 2 and one line naming the problem (at most ~400 characters: echoed input is
+cut); nothing prints a traceback for them unless ``-vv`` is given. Any other exception is a
+bug and propagates with its traceback, also under ``-q`` (which only silences progress and
+logging).
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ COMMANDS = {
 }
 
 log = logging.getLogger("enformer")
+
+# Longest error line printed; longer messages lose their middle (see one_line).
+MAX_MESSAGE = 400
 
 
 class CLIError(Exception):
@@ -117,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _configure_logging(args.verbose, args.quiet)
     try:
+        _check_device_option(args)
         summary = args._module.run(args)
     except KeyboardInterrupt:
         print("enformer: interrupted", file=sys.stderr)
@@ -125,13 +131,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose >= 2:
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        message = one_line(str(message))
         print(f"enformer {args.command}: error: {message}", file=sys.stderr)
         if args.json:
-            print(json.dumps({"ok": False, "command": args.command, "error": str(message)}))
+            print(json.dumps({"ok": False, "command": args.command, "error": message}))
         return 2
     summary = {"ok": True, "command": args.command, **(summary or {})}
     _print_summary(summary, args.json)
     return 0
+
+
+def _check_device_option(args: argparse.Namespace) -> None:
+    """Every command's ``--device`` is checked here, before anything loads."""
+    from ..runtime import parse_device
+
+    device = getattr(args, "device", None)
+    if device is not None:
+        try:
+            parse_device(device)
+        except ValueError as err:
+            raise CLIError(f"--device: {err}") from None
+
+
+def one_line(message: str, limit: int = MAX_MESSAGE) -> str:
+    """``message`` on one line and at most about ``limit`` characters.
+
+    Error messages echo what the user gave (a variant, a sequence, a list of names); a
+    140-kb allele must not become a 140-kb line, so the middle of a long message is cut
+    and the number of characters left out is said.
+    """
+    text = " ".join(part.strip() for part in message.strip().splitlines() if part.strip())
+    if len(text) <= limit:
+        return text
+    head, tail = (2 * limit) // 3, limit // 4
+    return f"{text[:head]} [... {len(text) - head - tail:,} characters cut ...] {text[-tail:]}"
 
 
 if __name__ == "__main__":  # pragma: no cover

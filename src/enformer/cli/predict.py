@@ -76,7 +76,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--shifts",
         default="0",
         metavar="S[,S...]",
-        help="shifts in bp whose predictions are averaged, e.g. -1,0,1 (default 0)",
+        help="shifts in bp whose predictions are averaged, e.g. -1,0,1 (default 0),"
+        " each at most half an output bin (|S| <= 64 bp for 128-bp bins;"
+        " Enformer was trained with up to 3)",
     )
     p.add_argument("--batch-size", type=int, default=1, help="sequences per forward pass")
     p.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
@@ -250,8 +252,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "units": result.units,
         "computed": result.computed,
         "reused": result.reused,
+        "mostly_n_windows": result.mostly_n,
         "model_description": cfg.description or None,
     }
+    if result.mostly_n:
+        summary["warnings"] = [
+            f"{result.mostly_n} of {result.computed} predicted window(s) are more than half N: "
+            "their predictions reflect little or no DNA sequence (an assembly gap?)"
+        ]
     if result.world_size > 1:
         summary["rank"] = result.rank
         summary["world_size"] = result.world_size
@@ -273,6 +281,7 @@ def _render(s: dict[str, Any], rank: int) -> str:
         else:
             n = sum(len(v) for v in f.get("tracks", {}).values())
             lines.append(f"  {f['path']}  [{n} track(s), {len(f.get('regions', []))} region(s)]")
+    lines.extend(f"warning: {w}" for w in s.get("warnings", []))
     lines.append(f"settings: {s['settings']}")
     if s.get("model_description"):
         lines.append(f"model: {s['model_description']}")

@@ -80,7 +80,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--head", default="human", help="output head (default human)")
     window = p.add_mutually_exclusive_group()
     window.add_argument(
-        "--genes", metavar="GTF", help="score the TSS bins of each gene of this GTF in the window"
+        "--genes",
+        metavar="GTF",
+        help="score the TSS bins of each gene of this GTF in the output window (one row per "
+        "variant x gene); a variant with no TSS in its output window is listed in the "
+        ".skipped table with that reason (not predicted)",
     )
     window.add_argument(
         "--center-bins", type=int, metavar="W", help="score only W bins around the variant"
@@ -94,7 +98,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         nargs="+",
         default=["0"],
         metavar="S",
-        help="shifts in bp to average, e.g. --shifts -1,0,1 (default 0)",
+        help="shifts in bp to average, e.g. --shifts -1,0,1 (default 0),"
+        " each at most half an output bin (|S| <= 64 bp for 128-bp bins;"
+        " Enformer was trained with up to 3)",
     )
     p.add_argument(
         "--on-ref-mismatch",

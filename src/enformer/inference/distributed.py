@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ..runtime import torchrun_env
+from ..runtime import parse_device
 
 __all__ = ["DistributedContext"]
 
@@ -115,12 +116,12 @@ class DistributedContext:
             is asked and CUDA is available); otherwise ``requested``.
         """
         if not self.active:
-            return None if requested is None else torch.device(requested)
+            return parse_device(requested)
         if requested is None:
             if torch.cuda.is_available():
                 return torch.device("cuda", self.local_rank)
             return None
-        dev = torch.device(requested)
+        dev = parse_device(requested)
         if dev.type == "cuda" and dev.index is None:
             return torch.device("cuda", self.local_rank)
         return dev

@@ -25,8 +25,11 @@ averaged bin by bin:
   genome, i.e. ``copy[i] = original[i + s]``. For genome intervals the shifted window
   ``[start + s, end + s)`` is read from the genome; for arrays and strings the bases that
   come into view are ``N`` (all zeros). The copy's bins are averaged with the unshifted bins
-  of the same index (no re-alignment), as in Enformer/Basenji training augmentation, so
-  keep ``|s|`` well below the bin size.
+  of the same index (no re-alignment), as in Enformer/Basenji training augmentation. So
+  ``|s|`` may be at most half a bin (:func:`max_shift`: 64 bp for the published model,
+  which was trained with shifts of up to 3 bp): a larger shift would average a bin with its
+  neighbour's signal, and a shift of a window or more would report one place's prediction
+  under another's coordinates. :func:`check_shifts` refuses anything beyond.
 * **reverse complement** (``rc=True``): each shifted copy is also predicted on its reverse
   complement; the output's bin axis is flipped back and stranded tracks are swapped with
   their partner (``strand_pairs``, e.g. :meth:`TrackSheet.strand_pair_permutation`), so
@@ -48,16 +51,25 @@ import torch
 from ..data.genome import Genome, Interval, parse_region
 from ..data.sequence import one_hot
 from ..model.config import EnformerConfig
+from ..runtime import parse_device
 
 __all__ = [
     "OutputGeometry",
     "Prediction",
+    "check_onehot",
+    "check_shifts",
+    "max_shift",
     "output_geometry",
     "predict",
     "progress_bar",
+    "warn_mostly_n",
 ]
 
 logger = logging.getLogger(__name__)
+
+# An input window with more than this share of N is reported: its predictions reflect
+# (almost) no sequence, e.g. a window inside an assembly gap.
+MOSTLY_N = 0.5
 
 
 # --------------------------------------------------------------------------------------
@@ -179,6 +191,9 @@ class Prediction:
         ``None``.
     track_identifiers : dict of str to list of str
         Per head, identifiers of the selected tracks when a track sheet was given.
+    n_fraction : numpy.ndarray
+        Per input, the share of its (unshifted) input window that is ``N``. Inputs with more
+        than half ``N`` are also logged as a warning: their predictions reflect no sequence.
     """
 
     values: dict[str, np.ndarray]
@@ -192,6 +207,7 @@ class Prediction:
     shifts: tuple[int, ...] = (0,)
     names: list[str | None] = field(default_factory=list)
     track_identifiers: dict[str, list[str]] = field(default_factory=dict)
+    n_fraction: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
 
     def __len__(self) -> int:
         return len(self.intervals)
@@ -305,7 +321,7 @@ def _as_device(device: str | torch.device | None, model: torch.nn.Module) -> tor
             return next(model.parameters()).device
         except StopIteration:
             return torch.device("cpu")
-    return torch.device(device)
+    return parse_device(device)
 
 
 class Engine:
@@ -357,7 +373,7 @@ class Engine:
         self.config: EnformerConfig = model.config
         self.heads = list(heads)
         self.rc = bool(rc)
-        self.shifts = _check_shifts(shifts)
+        self.shifts = check_shifts(shifts, self.config.bin_size)
         self.margin = max(abs(s) for s in self.shifts)
         self.batch_size = int(batch_size)
         self.device = _as_device(device, model)
@@ -367,6 +383,11 @@ class Engine:
         self._index: dict[str, torch.Tensor] = {}
         self._rc_index: dict[str, torch.Tensor] = {}
         self._saved: tuple[bool, torch.device | None] | None = None
+        # Share of N (all-zero rows) in each input of the last run() chunk, and running
+        # counts of inputs seen and of those more than MOSTLY_N N, for the callers' reports.
+        self.last_n_fraction = np.zeros(0, dtype=np.float32)
+        self.inputs_seen = 0
+        self.mostly_n = 0
 
     @property
     def copies(self) -> int:
@@ -438,6 +459,11 @@ class Engine:
         n = extended.shape[0]
         m = self.margin
         length = extended.shape[1] - 2 * m
+        check_onehot(extended)
+        n_rows = (extended[:, m : m + length] != 0).sum(-1) == 0  # (n, L): True where N
+        self.last_n_fraction = n_rows.float().mean(1).cpu().numpy().astype(np.float32)
+        self.inputs_seen += n
+        self.mostly_n += int((self.last_n_fraction > MOSTLY_N).sum())
         jobs = [(j, s, flip) for j in range(n) for s in self.shifts for flip in _flips(self.rc)]
         x_all = extended.to(self.device, torch.float32, non_blocking=True)
         sums: dict[str, torch.Tensor] = {}
@@ -473,11 +499,96 @@ class Engine:
         }
 
 
+def check_onehot(x: torch.Tensor) -> None:
+    """Refuse one-hot input a model cannot meaningfully read, with one vectorised pass.
+
+    Accepted: values in [0, 1] whose rows sum to at most 1 (exact one-hot, ``N`` as a row of
+    zeros, or soft encodings such as 0.25 per base). Refused with a ``ValueError`` naming the
+    first offending position: NaN or infinite values, values below 0 or above 1, rows
+    summing to more than 1 (several bases at one position, counts, channels mixed up), and
+    a last dimension other than 4.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(..., L, 4)`` one-hot DNA (bool, uint8 or floating point).
+    """
+    if x.dim() < 2 or x.shape[-1] != 4:
+        raise ValueError(
+            f"one-hot DNA must have shape (..., L, 4) with A, C, G, T columns, got "
+            f"{tuple(x.shape)}; transpose channels-first (B, 4, L) arrays"
+        )
+    if x.dtype == torch.bool:
+        xf = x.to(torch.uint8)
+    else:
+        xf = x
+    if xf.is_floating_point():
+        bad = ~torch.isfinite(xf)
+        if bool(bad.any()):
+            where = _first_index(bad.any(-1))
+            raise ValueError(
+                f"one-hot DNA holds NaN or infinite values (first at {where}); encode "
+                "sequences with enformer.data.sequence.one_hot (N = a row of zeros)"
+            )
+    bad = (xf < 0) | (xf > 1)
+    if bool(bad.any()):
+        where = _first_index(bad.any(-1))
+        raise ValueError(
+            f"one-hot DNA values must lie in 0..1 (found {xf[where].tolist()} at {where}); "
+            "encode sequences with enformer.data.sequence.one_hot"
+        )
+    sums = xf.sum(-1, dtype=torch.float32)
+    over = sums > 1 + 1e-3
+    if bool(over.any()):
+        where = _first_index(over)
+        raise ValueError(
+            f"one-hot DNA rows may hold at most one base, but the row at {where} sums to "
+            f"{float(sums[where]):g}; pass (N, L, 4) one-hot arrays in A, C, G, T order"
+        )
+
+
+def _first_index(mask: torch.Tensor) -> tuple[int, ...]:
+    flat = int(torch.argmax(mask.reshape(-1).to(torch.uint8)))
+    return tuple(int(i) for i in np.unravel_index(flat, tuple(mask.shape)))
+
+
 def _flips(rc: bool) -> tuple[bool, ...]:
     return (False, True) if rc else (False,)
 
 
-def _check_shifts(shifts: Sequence[int] | int) -> tuple[int, ...]:
+def max_shift(bin_size: int) -> int:
+    """Largest ``|shift|`` (bp) allowed for a model with ``bin_size``-bp bins: half a bin.
+
+    Shifted copies are averaged with the unshifted bins of the same index, so a shift of
+    more than half a bin would mix each bin with its neighbour's signal (and a shift of a
+    window or more would put one place's prediction under another's coordinates). Enformer
+    itself was trained with shifts of at most 3 bp.
+    """
+    return max(0, int(bin_size) // 2)
+
+
+def check_shifts(shifts: Sequence[int] | int, bin_size: int) -> tuple[int, ...]:
+    """Validate test-time shifts: distinct integers with ``|s| <= max_shift(bin_size)``.
+
+    Parameters
+    ----------
+    shifts : int or sequence of int
+        Shifts in bp.
+    bin_size : int
+        The model's output bin size (``config.bin_size``).
+
+    Returns
+    -------
+    tuple of int
+        The shifts.
+
+    Raises
+    ------
+    TypeError
+        A shift is not an integer.
+    ValueError
+        No shift, a repeated shift, or one beyond half a bin.
+    """
     if isinstance(shifts, int | np.integer):
         shifts = (int(shifts),)
     out = []
@@ -489,6 +600,14 @@ def _check_shifts(shifts: Sequence[int] | int) -> tuple[int, ...]:
         raise ValueError("shifts must hold at least one shift, e.g. (0,)")
     if len(set(out)) != len(out):
         raise ValueError(f"shifts must not repeat, got {tuple(out)}")
+    limit = max_shift(bin_size)
+    beyond = [s for s in out if abs(s) > limit]
+    if beyond:
+        raise ValueError(
+            f"shift {beyond[0]} bp is too large: shifts may be at most ±{limit} bp (half of "
+            f"this model's {bin_size}-bp bins), because shifted copies are averaged with the "
+            "unshifted bins; use small shifts such as -1,0,1"
+        )
     return tuple(out)
 
 
@@ -886,6 +1005,7 @@ def predict(
     values = {
         h: np.empty((data.n, geometry.n_bins, len(indices[h])), dtype=np.float32) for h in heads
     }
+    n_fraction = np.zeros(data.n, dtype=np.float32)
     bar = progress_bar(data.n, "predict", progress and data.n > 1)
     try:
         with engine:
@@ -893,9 +1013,11 @@ def predict(
                 out = engine.run(data.extended(lo, hi, engine.margin))
                 for h in heads:
                     values[h][lo:hi] = out[h]
+                n_fraction[lo:hi] = engine.last_n_fraction
                 bar.update(hi - lo)
     finally:
         bar.close()
+    warn_mostly_n(n_fraction, data.names)
     intervals: list[Interval | None] = []
     for window in data.windows:
         if window is None:
@@ -917,7 +1039,44 @@ def predict(
         shifts=engine.shifts,
         names=data.names,
         track_identifiers=identifiers,
+        n_fraction=n_fraction,
     )
+
+
+def warn_mostly_n(n_fraction: np.ndarray, names: Sequence[str | None] | None = None) -> int:
+    """Log one warning for the inputs whose window is more than :data:`MOSTLY_N` ``N``.
+
+    Parameters
+    ----------
+    n_fraction : numpy.ndarray
+        Per input, the share of ``N`` in its window.
+    names : sequence of str or None, optional
+        Per input, a name for the message (the first few are listed).
+
+    Returns
+    -------
+    int
+        The number of such inputs.
+    """
+    frac = np.asarray(n_fraction, dtype=np.float64)
+    which = np.flatnonzero(frac > MOSTLY_N)
+    if which.size:
+        labels = [
+            f"{(names[i] if names is not None and names[i] else f'input {i}')} "
+            f"({100 * frac[i]:.0f}% N)"
+            for i in which[:3]
+        ]
+        more = f" and {which.size - 3} more" if which.size > 3 else ""
+        logger.warning(
+            "%d of %d input window(s) are more than %d%% N: %s%s; their predictions reflect "
+            "little or no DNA sequence (an assembly gap or a masked region?)",
+            which.size,
+            frac.size,
+            int(100 * MOSTLY_N),
+            ", ".join(labels),
+            more,
+        )
+    return int(which.size)
 
 
 def _chunks(n: int, size: int) -> Iterator[tuple[int, int]]:

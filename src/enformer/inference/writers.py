@@ -71,6 +71,7 @@ from ..data.genome import Genome, Interval
 from ..data.sequence import one_hot
 from .distributed import DistributedContext
 from .predict import (
+    MOSTLY_N,
     Engine,
     OutputGeometry,
     _resolve_heads,
@@ -349,6 +350,9 @@ class PredictionFiles:
         This process's rank.
     world_size : int
         Number of processes.
+    mostly_n : int
+        Units this process predicted whose input window was more than half ``N`` (logged as
+        a warning: their predictions reflect little or no sequence).
     """
 
     out_dir: str
@@ -359,6 +363,7 @@ class PredictionFiles:
     reused: int
     rank: int = 0
     world_size: int = 1
+    mostly_n: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -993,6 +998,14 @@ def predict_to_files(
                 finally:
                     bar.close()
         dist.barrier()
+        if engine.mostly_n:
+            logger.warning(
+                "%d of %d predicted window(s) are more than %d%% N: their predictions reflect "
+                "little or no DNA sequence (an assembly gap or a masked region?)",
+                engine.mostly_n,
+                engine.inputs_seen,
+                int(100 * MOSTLY_N),
+            )
 
         result = PredictionFiles(
             out_dir=str(out),
@@ -1003,6 +1016,7 @@ def predict_to_files(
             reused=len(done),
             rank=dist.rank,
             world_size=dist.world_size,
+            mostly_n=engine.mostly_n,
         )
         if not dist.is_main:
             return result

@@ -58,7 +58,8 @@ import torch
 import torch.nn.functional as F
 
 from ..data.sequence import one_hot, reverse_complement
-from ..inference.predict import OutputGeometry, output_geometry, progress_bar
+from ..runtime import parse_device
+from ..inference.predict import OutputGeometry, check_shifts, output_geometry, progress_bar
 
 if TYPE_CHECKING:
     from ..model.enformer import Enformer
@@ -467,7 +468,7 @@ def model_state(
     trunk = model.trunk
     old_ckpt = trunk.gradient_checkpointing
     try:
-        if device is not None and torch.device(device) != old_device:
+        if device is not None and parse_device(device) != old_device:
             model.to(device)
         model.eval()
         if freeze:
@@ -682,8 +683,8 @@ def contribution_scores(
         target = Target(name, tracks=target)
     if target.head not in config.heads:
         raise ValueError(f"the model has no head {target.head!r}; it has {', '.join(config.heads)}")
-    shifts = tuple(int(s) for s in shifts) or (0,)
-    dev = torch.device(device) if device is not None else model.device
+    shifts = check_shifts(tuple(shifts) or (0,), model.config.bin_size)
+    dev = parse_device(device) if device is not None else model.device
     xt, single = _as_input(x, model.dtype, dev)
     n_seq, length = xt.shape[0], xt.shape[1]
     geometry = output_geometry(config, length)

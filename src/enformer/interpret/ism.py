@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ..data.sequence import decode, one_hot
+from ..runtime import parse_device
 from ..inference.predict import output_geometry, progress_bar
 from ..model.reuse import conv_activations, conv_tower_for, forward_from_tower
 from .attribution import model_state
@@ -262,7 +263,7 @@ def saturation_mutagenesis(
     if not bin_list or any(not 0 <= b < geometry.n_bins for b in bin_list):
         raise ValueError(f"bins must be a non-empty selection of 0..{geometry.n_bins - 1}")
 
-    dev = torch.device(device) if device is not None else model.device
+    dev = parse_device(device) if device is not None else model.device
     xt = xt.to(device=dev, dtype=model.dtype)
     window = xt[start - crop : end - crop].float().cpu().numpy()
     ref_base = window.argmax(axis=1)

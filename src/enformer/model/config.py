@@ -86,6 +86,7 @@ class EnformerConfig:
         object.__setattr__(self, "heads", dict(self.heads))
         if self.tower_filters is not None:
             object.__setattr__(self, "tower_filters", tuple(int(f) for f in self.tower_filters))
+        self._check_values()
         if self.channels % self.num_heads:
             raise ValueError(
                 f"channels ({self.channels}) must be divisible by num_heads ({self.num_heads})"
@@ -112,6 +113,60 @@ class EnformerConfig:
                 f"conv-tower filters {filters} do not work: each must be positive and the last "
                 f"must equal channels={self.channels} (the default rounds to multiples of 128, "
                 "which suits channels >= 256); set tower_filters explicitly"
+            )
+
+    def _check_values(self) -> None:
+        """Each field on its own: types and ranges, with a message naming the field."""
+        positive = {
+            "channels": self.channels,
+            "num_heads": self.num_heads,
+            "key_size": self.key_size,
+            "num_pooling": self.num_pooling,
+            "stem_kernel_size": self.stem_kernel_size,
+            "tower_kernel_size": self.tower_kernel_size,
+            "sequence_length": self.sequence_length,
+            "target_length": self.target_length,
+            "num_relative_position_features": self.num_relative_position_features,
+        }
+        fields = {**positive, "num_transformer_layers": self.num_transformer_layers}
+        for name, value in fields.items():
+            if value is None and name in ("target_length", "num_relative_position_features"):
+                continue
+            least = 0 if name == "num_transformer_layers" else 1
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+                raise ValueError(
+                    f"EnformerConfig.{name} must be an integer >= {least}, got {value!r}"
+                )
+        if not self.heads:
+            raise ValueError("EnformerConfig.heads is empty; give e.g. {'human': 5313}")
+        for head, tracks in self.heads.items():
+            if not isinstance(head, str) or not head:
+                raise ValueError(f"EnformerConfig.heads: head names must be strings, got {head!r}")
+            if isinstance(tracks, bool) or not isinstance(tracks, int | np.integer) or tracks < 1:
+                raise ValueError(
+                    f"EnformerConfig.heads[{head!r}] must be a number of tracks >= 1, "
+                    f"got {tracks!r}"
+                )
+        rates = ("dropout_rate", "attention_dropout_rate", "positional_dropout_rate")
+        for name in (*rates, "final_dropout_rate"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0 <= value < 1:
+                raise ValueError(f"EnformerConfig.{name} must lie in [0, 1), got {value!r}")
+        for name in ("batch_norm_eps", "layer_norm_eps"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"EnformerConfig.{name} must be > 0, got {value!r}")
+        if not isinstance(self.batch_norm_momentum, int | float) or not (
+            0 <= self.batch_norm_momentum <= 1
+        ):
+            raise ValueError(
+                f"EnformerConfig.batch_norm_momentum must lie in [0, 1], "
+                f"got {self.batch_norm_momentum!r}"
+            )
+        if self.sequence_length % 2**self.num_pooling:
+            raise ValueError(
+                f"EnformerConfig.sequence_length ({self.sequence_length}) must be a multiple of "
+                f"the bin size 2**num_pooling = {2**self.num_pooling}"
             )
 
     # ----------------------------------------------------------------- derived

@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..runtime import parse_device
 from ..runtime import env_int, torchrun_env
 
 __all__ = [
@@ -86,11 +87,9 @@ def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> 
     """``"auto"`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``."""
     if isinstance(device, torch.device):
         return device
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return torch.device("cpu")
-    dev = torch.device(device)
+    dev = parse_device(device, auto_index=local_rank)
+    if dev is None:
+        raise ValueError("device must be 'auto' or a torch device such as 'cpu' or 'cuda'")
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
     return dev

@@ -42,6 +42,7 @@ __all__ = [
     "SkippedVariant",
     "Variant",
     "chunked",
+    "abbreviate",
     "detect_format",
     "iter_records",
     "parse_variant",
@@ -61,6 +62,30 @@ _CHROM_NAMES = ("chrom", "chr", "chromosome", "#chrom", "#chr", "seqname", "cont
 _POS_NAMES = ("pos", "position", "start", "bp", "pos1")
 _ID_NAMES = ("id", "name", "variant_id", "snp", "rsid", "variant")
 _STRING_EXAMPLE = "'chr1:12345:A>G' or 'chr1:12345:A:G' (1-based position)"
+
+
+def abbreviate(text: str, limit: int = 40) -> str:
+    """``repr(text)`` for a message, with the middle of a long text left out.
+
+    Error messages quote what the user gave; a 140-kb allele must not become a 140-kb line.
+
+    Parameters
+    ----------
+    text : str
+        The text to quote.
+    limit : int, optional
+        Characters of ``text`` kept at most (split between its start and end).
+
+    Returns
+    -------
+    str
+        E.g. ``'ACGTACGT...(139,984 more)...TTGA'``.
+    """
+    text = str(text)
+    if len(text) <= limit:
+        return repr(text)
+    keep = max(2, limit // 2)
+    return repr(f"{text[:keep]}...({len(text) - 2 * keep:,} more)...{text[-keep:]}")
 
 
 @dataclass(frozen=True)
@@ -111,7 +136,7 @@ class Variant:
             if not allele or not set(allele) <= _BASES:
                 raise ValueError(
                     f"variant {which} allele must be a non-empty string of A, C, G, T, N; "
-                    f"got {allele!r}"
+                    f"got {abbreviate(allele)}"
                 )
 
     @property
@@ -135,6 +160,14 @@ class Variant:
         return f"{self.chrom}:{self.pos}:{self.ref}>{self.alt}"
 
     @property
+    def label(self) -> str:
+        """:attr:`spec` for messages: long alleles are abbreviated (see :func:`abbreviate`)."""
+        ref, alt = (
+            a if len(a) <= 20 else abbreviate(a, 20).strip("'") for a in (self.ref, self.alt)
+        )
+        return f"{self.chrom}:{self.pos}:{ref}>{alt}"
+
+    @property
     def kind(self) -> str:
         """``'SNV'``, ``'MNV'``, ``'insertion'``, ``'deletion'`` or ``'complex'``.
 
@@ -155,7 +188,7 @@ class Variant:
             return f"{self.source}, line {self.line}"
         if self.line is not None:
             return f"line {self.line}"
-        return self.spec
+        return self.label
 
 
 @dataclass(frozen=True)
@@ -286,14 +319,14 @@ def _alt_problem(alt: str) -> str | None:
     bad = set(alt.upper()) - _BASES
     if bad:
         shown = "".join(sorted(bad))
-        return f"ALT allele {alt!r} has characters other than A, C, G, T, N ({shown})"
+        return f"ALT allele {abbreviate(alt)} has characters other than A, C, G, T, N ({shown})"
     return None
 
 
 def _parse_pos(text: str, where: str) -> int:
     cleaned = text.strip().replace(",", "")
     if not cleaned.isdigit():
-        raise ValueError(f"{where}: position must be a positive integer, got {text!r}")
+        raise ValueError(f"{where}: position must be a positive integer, got {abbreviate(text)}")
     pos = int(cleaned)
     if pos < 1:
         raise ValueError(f"{where}: position is 1-based and must be >= 1, got {pos}")
@@ -307,7 +340,7 @@ def _check_ref(ref: str, where: str) -> str:
     bad = set(ref) - _BASES
     if bad:
         raise ValueError(
-            f"{where}: REF allele {ref!r} has characters other than A, C, G, T, N "
+            f"{where}: REF allele {abbreviate(ref)} has characters other than A, C, G, T, N "
             f"({''.join(sorted(bad))})"
         )
     return ref
@@ -395,16 +428,16 @@ def parse_variant(text: str, *, variant_id: str | None = None) -> Variant:
     else:
         parts = raw.rsplit(":", 3)
         if len(parts) != 4:
-            raise ValueError(f"cannot parse variant {text!r}; expected {_STRING_EXAMPLE}")
+            raise ValueError(f"cannot parse variant {abbreviate(text)}; expected {_STRING_EXAMPLE}")
         chrom, pos_text, ref, alt = parts
         sep2 = ":"
     if not sep2 or not chrom.strip():
-        raise ValueError(f"cannot parse variant {text!r}; expected {_STRING_EXAMPLE}")
-    where = f"variant {text!r}"
+        raise ValueError(f"cannot parse variant {abbreviate(text)}; expected {_STRING_EXAMPLE}")
+    where = f"variant {abbreviate(text)}"
     pos = _parse_pos(pos_text, where)
     ref = _check_ref(ref, where)
     if "," in alt:
-        raise ValueError(f"{where}: give one ALT allele per variant string, got {alt!r}")
+        raise ValueError(f"{where}: give one ALT allele per variant string, got {abbreviate(alt)}")
     problem = _alt_problem(alt.strip())
     if problem is not None:
         raise ValueError(f"{where}: {problem}")
@@ -419,16 +452,20 @@ def parse_variant(text: str, *, variant_id: str | None = None) -> Variant:
 def _vcf_text_records(path: Path) -> Iterator[Record]:
     source = str(path)
     seen_header = False
+    seen_meta = False
+    records = 0
     for number, line in _numbered_lines(path):
         if not line.strip():
             continue
         if line.startswith("##"):
             if seen_header:
                 raise ValueError(f"{source}, line {number}: '##' meta line after the #CHROM line")
+            seen_meta = True
             continue
         if line.startswith("#"):
             seen_header = True
             continue
+        records += 1
         where = f"{source}, line {number}"
         fields = line.split("\t", 8)
         if len(fields) < 5:
@@ -451,6 +488,18 @@ def _vcf_text_records(path: Path) -> Iterator[Record]:
             number,
             source,
         )
+    if records == 0:
+        _no_records(path, seen_header or seen_meta)
+
+
+def _no_records(path: Path, has_header: bool) -> None:
+    """An empty file is refused (htslib refuses it too); a header alone is only warned about."""
+    if not has_header:
+        raise ValueError(
+            f"{path} is empty: not a VCF (a VCF has at least a '#CHROM POS ID REF ALT' header "
+            "line); was it truncated or never written?"
+        )
+    logger.warning("%s has a header but no variant records: nothing to score", path)
 
 
 def _vcf_cyvcf2_records(path: Path) -> Iterator[Record]:
@@ -632,6 +681,11 @@ def _tsv_records(path: Path) -> Iterator[Record]:
             None if vid in ("", ".") else vid,
             number,
             source,
+        )
+    if first:
+        raise ValueError(
+            f"{path} is empty: no header and no variants (expected columns chrom, pos, ref, "
+            "alt[, id]); was it truncated or never written?"
         )
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ..runtime import parse_device
 from ..model.reuse import conv_activations, conv_tower_for, forward_from_tower
 from .score import AllelePredictions, _model_on
 
@@ -67,7 +68,7 @@ def predict_alleles_reuse(
     length = ref.shape[1] - 2 * margin
     flips = (False, True) if rc else (False,)
     copies = len(shifts) * len(flips)
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    dev = parse_device(device) if device is not None else next(model.parameters()).device
     idx = torch.as_tensor(chosen, dtype=torch.long)
     rc_idx = idx if strand_pairs is None else torch.as_tensor(np.asarray(strand_pairs))[idx]
     step = max(1, int(batch_size))

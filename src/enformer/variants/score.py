@@ -64,9 +64,11 @@ import torch
 from .. import __version__
 from ..data.genome import Genome
 from ..data.tracks import TrackSheet
+from ..runtime import parse_device
 from ..inference.predict import (
     Engine,
     OutputGeometry,
+    check_shifts,
     output_geometry,
     progress_bar,
     resolve_strand_pairs,
@@ -364,9 +366,7 @@ def _make_plan(
             "reverse-complement averaging without a track sheet: no strand-paired tracks are "
             "swapped (pass track_sheet/--targets for stranded tracks)"
         )
-    shift_tuple = tuple(int(s) for s in ([shifts] if isinstance(shifts, int) else shifts))
-    if not shift_tuple or len(set(shift_tuple)) != len(shift_tuple):
-        raise ValueError(f"shifts must be distinct integers, e.g. (-1, 0, 1); got {shifts!r}")
+    shift_tuple = check_shifts(shifts, config.bin_size)
     geometry = output_geometry(config, config.sequence_length)
     if on_ref_mismatch not in ("fail", "skip", "flip"):
         raise ValueError(
@@ -397,7 +397,7 @@ def _make_plan(
         except StopIteration:
             run_device = torch.device("cpu")
     else:
-        run_device = torch.device(device)
+        run_device = parse_device(device)
     chosen = indices[head]
     descriptions = [sheet[i].description for i in chosen] if sheet is not None else None
     window: dict[str, Any] = {"mode": "all", "bins": geometry.n_bins}
@@ -634,7 +634,11 @@ def _score_chunk(
     size = max(plan.batch_size, min(64, _PREDICTION_BUDGET // per_pred))
     unit_scores: list[list[dict[str, np.ndarray]]] = [[] for _ in windows.placements]
     unit_genes: list[list[tuple[str, str, str, int]]] = [[] for _ in windows.placements]
+    keep, no_gene = _with_genes(plan, windows.placements)
     for batch in _prediction_batches(windows, size):
+        batch = batch[keep[batch]]
+        if batch.size == 0:
+            continue
         refs, local = np.unique(windows.ref_index[batch], return_inverse=True)
         preds = predictor(
             model,
@@ -657,7 +661,9 @@ def _score_chunk(
                 unit_scores[j].append(values)
                 if gene is not None:
                     unit_genes[j].append(gene)
-    placements = windows.placements
+    placements = [p for j, p in enumerate(windows.placements) if keep[j]]
+    unit_scores = [u for j, u in enumerate(unit_scores) if keep[j]]
+    unit_genes = [g for j, g in enumerate(unit_genes) if keep[j]]
     vars_ = {
         "id": _str_array(p.variant.name for p in placements),
         "chrom": _str_array(p.variant.chrom for p in placements),
@@ -687,8 +693,42 @@ def _score_chunk(
         for s in plan.stats
     }
     skipped = [r for r in records if isinstance(r, SkippedVariant)]
-    skipped_all = _merge_skips(records, skipped, windows.skipped)
+    skipped_all = _merge_skips(records, skipped, [*windows.skipped, *no_gene])
     return ScoreChunk(vars_, units, scores, _skipped_arrays(skipped_all), len(records))
+
+
+NO_TSS_REASON = "no TSS of the GTF's genes in the output window"
+
+
+def _with_genes(plan: _Plan, placements: Sequence[Placement]) -> tuple[np.ndarray, list]:
+    """In gene mode, which placements have a TSS in their output span; the rest, skipped.
+
+    A variant with no gene to read out has no gene-level score: it is reported in the
+    skipped table (reason :data:`NO_TSS_REASON`) and counted, not predicted and not dropped.
+    """
+    keep = np.ones(len(placements), dtype=bool)
+    skipped: list[SkippedVariant] = []
+    if plan.tss is None:
+        return keep, skipped
+    geometry = plan.geometry
+    for j, p in enumerate(placements):
+        genes = plan.tss.genes_in_window(
+            p.chrom,
+            p.start + geometry.offset,
+            geometry.n_bins,
+            geometry.bin_size,
+            width=plan.tss_width,
+        )
+        if not genes:
+            keep[j] = False
+            v = p.variant
+            skipped.append(
+                SkippedVariant(
+                    v.chrom, v.pos, v.ref, v.alt, v.id, v.line, NO_TSS_REASON, v.source,
+                    v.alt_index,
+                )
+            )  # fmt: skip
+    return keep, skipped
 
 
 def _merge_skips(
@@ -860,7 +900,9 @@ def score_variants(
         windows read real genome bases.
     genes_gtf : path or TSSIndex, optional
         Score each gene whose TSS lies in the variant's output span, over the ``tss_width``
-        bins around its TSS(s); one row per variant x gene x track.
+        bins around its TSS(s); one row per variant x gene x track. A variant with no TSS in
+        its output span is not predicted: it goes to the skipped table with the reason
+        ``"no TSS of the GTF's genes in the output window"``, so every input is accounted for.
     center_bins : int, optional
         Score only the ``center_bins`` bins centred on the variant's bin.
     tss_width : int, optional

@@ -55,7 +55,7 @@ import numpy as np
 
 from ..data.genome import Genome, GenomeWarning
 from ..data.sequence import one_hot
-from .io import SkippedVariant, Variant
+from .io import SkippedVariant, Variant, abbreviate
 
 __all__ = [
     "INDEL_ANCHORING",
@@ -293,7 +293,7 @@ def _resolve(variant: Variant, genome: Genome) -> tuple[str, int]:
     size = genome.chrom_sizes[chrom]
     if variant.end0 > size:
         raise ValueError(
-            f"{variant.where}: variant {variant.spec} ends at {variant.end0:,}, beyond the end of "
+            f"{variant.where}: variant {variant.label} ends at {variant.end0:,}, beyond the end of "
             f"{chrom} ({size:,} bp) in {genome.path.name}; is the input on the same assembly?"
         )
     return chrom, size
@@ -335,10 +335,10 @@ def _place(
         return _edit(seq, o, len(alt), ref, length), seq[:length], True
     neither = " nor ALT" if policy == "flip" else ""
     reason = (
-        f"REF mismatch: the genome ({genome_name}) has {observed!r} at "
-        f"{variant.chrom}:{variant.pos:,}, not REF {ref!r}{neither}"
+        f"REF mismatch: the genome ({genome_name}) has {abbreviate(observed)} at "
+        f"{variant.chrom}:{variant.pos:,}, not REF {abbreviate(ref)}{neither}"
     )
-    message = f"{variant.where}: variant {variant.spec}: {reason}"
+    message = f"{variant.where}: variant {variant.label}: {reason}"
     if policy == "fail":
         message += "; use on_ref_mismatch='skip' or 'flip' (--on-ref-mismatch) to go on"
     raise RefMismatchError(message, reason=reason)
@@ -389,7 +389,7 @@ def allele_sequences(
     refs, results = _build_group([variant], genome, length, margin, start, policy, 0)
     result = results[0]
     if isinstance(result, SkippedVariant):  # 'flip' and neither allele matches
-        raise RefMismatchError(f"{variant.where}: variant {variant.spec}: {result.reason}")
+        raise RefMismatchError(f"{variant.where}: variant {variant.label}: {result.reason}")
     alt_seq, placement = result
     return AlleleSequences(refs[placement.ref_row], alt_seq, placement)
 
@@ -418,7 +418,7 @@ def _build_group(
     for v in variants:
         if not (start <= v.pos0 and v.end0 <= start + length):
             raise ValueError(
-                f"{v.where}: variant {v.spec} does not lie inside its window "
+                f"{v.where}: variant {v.label} does not lie inside its window "
                 f"{chrom}:{start + 1:,}-{start + length:,}"
             )
     seq, padded = _fetch_padded(genome, chrom, size, first, first + full + extra)

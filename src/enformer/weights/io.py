@@ -26,6 +26,7 @@ import http.client
 import json
 import logging
 import os
+import pickletools
 import re
 import shutil
 import tempfile
@@ -33,6 +34,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -503,11 +505,21 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     except Exception as err:
         text = str(err)
         pickled = re.search(r"GLOBAL\s+([\w.]+)", text)
-        if pickled:
+        protocol, code = _scan_pickle(path)
+        code = [pickled.group(1)] if pickled else code
+        if code:
             raise WeightsError(
-                f"{path}: not a plain tensor checkpoint: it pickles {pickled.group(1)}, and "
-                "torch.load(weights_only=True) never runs pickled code. Re-save it as a "
-                "state_dict of tensors (or as safetensors) in the environment that made it"
+                f"{path} contains pickled code ({', '.join(code[:3])}), which enformer refuses "
+                "to run (torch.load(weights_only=True)). If you trust the file, convert it in "
+                "the environment that made it: sd = torch.load(PATH, weights_only=False); "
+                "torch.save({k: v for k, v in sd.items() if torch.is_tensor(v)}, 'weights.pt') "
+                "(or save it as safetensors)"
+            ) from None
+        if "Unsupported operand" in text and protocol is not None and protocol >= 3:
+            raise WeightsError(
+                f"{path}: written with a pickle protocol that torch's safe loader cannot read "
+                "(a raw pickle.dump, or protocol >= 4?); re-save the state_dict with "
+                "torch.save(state_dict, 'weights.pt') or as safetensors"
             ) from None
         # torch wraps the unpickler's complaint in a long paragraph; keep the complaint.
         detail = text.partition("WeightsUnpickler error:")[2].strip().splitlines()
@@ -523,6 +535,47 @@ def _read_torch(path: Path) -> dict[str, torch.Tensor]:
     ):
         raise WeightsError(f"{path}: expected a mapping of names to tensors (a state_dict)")
     return dict(obj)
+
+
+# Globals a tensor checkpoint may name: torch's own rebuild functions and storages.
+_SAFE_GLOBALS = ("torch.", "collections.OrderedDict", "_codecs.encode", "numpy.")
+_PICKLE_SCAN_LIMIT = 64 << 20
+
+
+def _scan_pickle(path: Path) -> tuple[int | None, list[str]]:
+    """A pickle's protocol and the functions/classes it imports, read statically (nothing runs).
+
+    Only names outside torch's own tensor-rebuilding machinery are listed: those are the
+    pickled code that ``weights_only=True`` refuses. The protocol is ``None`` when the data
+    does not start like a pickle.
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                if name is None:
+                    return None, []
+                data = zf.read(name)[:_PICKLE_SCAN_LIMIT]
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(_PICKLE_SCAN_LIMIT)
+    except (OSError, zipfile.BadZipFile):
+        return None, []
+    protocol = data[1] if len(data) > 1 and data[0] == 0x80 else None
+    found: list[str] = []
+    strings: list[str] = []
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name in ("GLOBAL", "INST"):
+                found.append(str(arg).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # a truncated or legacy multi-pickle file: keep what was read
+        pass
+    unsafe = [g for g in dict.fromkeys(found) if not g.startswith(_SAFE_GLOBALS)]
+    return protocol, unsafe
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
