@@ -10,7 +10,7 @@ import torch
 
 from enformer import Enformer, EnformerConfig
 from enformer.data.sequence import one_hot
-from enformer.inference.predict import output_geometry
+from enformer.model.geometry import output_geometry
 from enformer.interpret import (
     Target,
     capture_attention,

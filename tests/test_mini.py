@@ -359,7 +359,7 @@ def test_other_commands_take_weights_mini_with_its_track_sheet(demo_run, tmp_pat
 
 def test_mini_has_learned_promoter_signal(mini):
     """Real weights, not random ones: CAGE and DNase peak at the construct's two promoters."""
-    from enformer.inference.predict import output_geometry
+    from enformer.model.geometry import output_geometry
 
     construct = build_construct(construct_length(131_072), seed=0)
     start, window = model_window(construct, 131_072)

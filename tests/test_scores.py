@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from enformer import EnformerConfig
-from enformer.inference.predict import output_geometry
+from enformer.model.geometry import output_geometry
 from enformer.variants import scores as S
 from enformer.variants.scores import (
     SCORE_FORMULAS,

@@ -604,7 +604,8 @@ def run_demo(
 
     from .data.genome import Genome, Interval
     from .data.tracks import TrackSheet, TrackSheetNotFound, find_track_sheet, parse_index_spec
-    from .inference.predict import output_geometry, predict
+    from .inference.predict import predict
+    from .model.geometry import output_geometry
     from .inference.writers import predict_to_files
     from .interpret.plots import plot_tracks, plot_variant
     from .variants.score import write_scores

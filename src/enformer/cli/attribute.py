@@ -192,7 +192,7 @@ def resolve_head_tracks(args: argparse.Namespace, model, weights_dir: Path | Non
 
 def target_bins(args: argparse.Namespace, model, chrom: str, window_start: int) -> dict:
     """Output bins of the read-out (``--gene`` / ``--bins`` / all) and how they were chosen."""
-    from ..inference.predict import output_geometry
+    from ..model.geometry import output_geometry
     from ..interpret.annotation import find_gene, read_gtf
     from ..interpret.attribution import tss_bins
 
@@ -417,7 +417,7 @@ def _figures(args, items, variant, model, x, sel, target, chrom, start, out) -> 
     """The attribution figure(s) and, for a variant, ref/alt/difference predictions."""
     import torch
 
-    from ..inference.predict import output_geometry
+    from ..model.geometry import output_geometry
     from ..interpret import plots
 
     files = []

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..model import Enformer, EnformerConfig
+from ..model.geometry import output_geometry
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -70,16 +71,14 @@ def _parameter_counts(model: Enformer) -> dict[str, int]:
 
 
 def _geometry(cfg: EnformerConfig) -> dict[str, Any]:
-    length = cfg.sequence_length
-    bins = cfg.output_bins(length)
-    offset = (length // cfg.bin_size - bins) // 2 * cfg.bin_size
+    geo = output_geometry(cfg)
     return {
-        "input_bp": length,
-        "bin_size_bp": cfg.bin_size,
-        "bins_before_crop": length // cfg.bin_size,
-        "output_bins": bins,
-        "output_bp": bins * cfg.bin_size,
-        "first_output_base": offset,
+        "input_bp": geo.input_length,
+        "bin_size_bp": geo.bin_size,
+        "bins_before_crop": geo.input_length // geo.bin_size,
+        "output_bins": geo.n_bins,
+        "output_bp": geo.output_span,
+        "first_output_base": geo.offset,
     }
 
 

@@ -8,7 +8,8 @@
 """
 
 from .distributed import DistributedContext
-from .predict import Engine, OutputGeometry, Prediction, output_geometry, predict
+from ..model.geometry import OutputGeometry, output_geometry
+from .predict import Engine, Prediction, predict
 from .tiling import Tile, TiledRegion, TilePlan, plan_tiles, predict_tiles, whole_chromosomes
 from .writers import OutputFile, PredictionFiles, predict_to_files
 

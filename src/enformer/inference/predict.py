@@ -13,8 +13,8 @@ For an input of ``L`` bp the model yields ``bins = config.output_bins(L)`` bins 
 ``offset = (L // bin_size - bins) // 2 * bin_size`` (40,960 for the published model's
 196,608-bp input). An input of exactly ``2 * config.sequence_length`` bp is first
 centre-cropped by the model, which adds ``(L - sequence_length) // 2`` to the offset.
-:func:`output_geometry` computes this from the model's configuration; nothing here
-hard-codes the published numbers.
+:func:`enformer.model.geometry.output_geometry` computes this from the model's
+configuration; nothing here hard-codes the published numbers.
 
 Test-time augmentation
 ----------------------
@@ -51,15 +51,14 @@ import torch
 from ..data.genome import Genome, Interval, parse_region
 from ..data.sequence import one_hot
 from ..model.config import EnformerConfig
+from ..model.geometry import OutputGeometry, output_geometry
 from ..runtime import parse_device
 
 __all__ = [
-    "OutputGeometry",
     "Prediction",
     "check_onehot",
     "check_shifts",
     "max_shift",
-    "output_geometry",
     "predict",
     "progress_bar",
     "warn_mostly_n",
@@ -70,87 +69,6 @@ logger = logging.getLogger(__name__)
 # An input window with more than this share of N is reported: its predictions reflect
 # (almost) no sequence, e.g. a window inside an assembly gap.
 MOSTLY_N = 0.5
-
-
-# --------------------------------------------------------------------------------------
-# Geometry
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OutputGeometry:
-    """Where a model's output bins lie within its input.
-
-    Attributes
-    ----------
-    input_length : int
-        Input length in bp.
-    bin_size : int
-        Base pairs per output bin.
-    n_bins : int
-        Number of output bins.
-    offset : int
-        Input position (0-based) where bin 0 starts.
-    """
-
-    input_length: int
-    bin_size: int
-    n_bins: int
-    offset: int
-
-    @property
-    def output_span(self) -> int:
-        """Base pairs covered by all output bins, ``n_bins * bin_size``."""
-        return self.n_bins * self.bin_size
-
-
-def output_geometry(config: EnformerConfig, length: int | None = None) -> OutputGeometry:
-    """Compute the output bins' placement for an input of ``length`` bp.
-
-    Parameters
-    ----------
-    config : EnformerConfig
-        The model's configuration.
-    length : int, optional
-        Input length in bp; default ``config.sequence_length``.
-
-    Returns
-    -------
-    OutputGeometry
-        Bin size, number of bins and the input position of bin 0.
-
-    Raises
-    ------
-    ValueError
-        If the model cannot take inputs of this length (not a multiple of the bin size, or
-        too short for the crop).
-    """
-    length = config.sequence_length if length is None else int(length)
-    pre = 0
-    effective = length
-    if length == 2 * config.sequence_length:
-        pre = (length - config.sequence_length) // 2
-        effective = config.sequence_length
-    bin_size = config.bin_size
-    if effective <= 0 or effective % bin_size:
-        raise ValueError(
-            f"input length {length} bp is not a positive multiple of the model's bin size "
-            f"({bin_size} bp); the model was trained on {config.sequence_length} bp"
-        )
-    total = effective // bin_size
-    if config.target_length is not None and total < config.target_length:
-        raise ValueError(
-            f"input length {length} bp gives {total} bins, fewer than the model's "
-            f"{config.target_length} output bins; use at least "
-            f"{config.target_length * bin_size} bp"
-        )
-    bins = config.output_bins(effective)
-    return OutputGeometry(
-        input_length=length,
-        bin_size=bin_size,
-        n_bins=bins,
-        offset=pre + (total - bins) // 2 * bin_size,
-    )
 
 
 # --------------------------------------------------------------------------------------

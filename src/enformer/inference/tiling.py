@@ -39,7 +39,8 @@ import torch
 
 from ..data.genome import Genome, GenomeWarning, Interval
 from ..data.sequence import one_hot
-from .predict import Engine, OutputGeometry, progress_bar
+from ..model.geometry import OutputGeometry
+from .predict import Engine, progress_bar
 
 __all__ = [
     "Tile",

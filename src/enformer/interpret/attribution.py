@@ -59,7 +59,8 @@ import torch.nn.functional as F
 
 from ..data.sequence import one_hot, reverse_complement
 from ..runtime import parse_device
-from ..inference.predict import OutputGeometry, check_shifts, output_geometry, progress_bar
+from ..inference.predict import check_shifts, progress_bar
+from ..model.geometry import OutputGeometry, output_geometry
 
 if TYPE_CHECKING:
     from ..model.enformer import Enformer

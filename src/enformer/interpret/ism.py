@@ -39,7 +39,8 @@ import torch
 
 from ..data.sequence import decode, one_hot
 from ..runtime import parse_device
-from ..inference.predict import output_geometry, progress_bar
+from ..inference.predict import progress_bar
+from ..model.geometry import output_geometry
 from ..model.reuse import conv_activations, conv_tower_for, forward_from_tower
 from .attribution import model_state
 

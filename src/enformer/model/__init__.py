@@ -3,15 +3,18 @@
 from .attention import MultiheadAttention, relative_positional_features, relative_shift
 from .config import EnformerConfig, exponential_linspace_int
 from .enformer import Enformer
+from .geometry import OutputGeometry, output_geometry
 from .layers import crop_to_target, gelu
 
 __all__ = [
     "Enformer",
     "EnformerConfig",
     "MultiheadAttention",
+    "OutputGeometry",
     "crop_to_target",
     "exponential_linspace_int",
     "gelu",
+    "output_geometry",
     "relative_positional_features",
     "relative_shift",
 ]

@@ -107,7 +107,7 @@ def predict_alleles_reuse(
                     if len(alts):
                         alt_sum[torch.as_tensor(alts, device=dev)] += y[1:]
     if ref_sum is None:  # no references at all
-        from ..inference.predict import output_geometry
+        from ..model.geometry import output_geometry
 
         bins = output_geometry(config, length).n_bins
         empty = np.zeros((0, bins, len(chosen)), dtype=np.float32)
