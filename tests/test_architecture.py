@@ -24,10 +24,10 @@ BASE = {"runtime", "version"}
 ALLOWED: dict[str, set[str]] = {
     "runtime": set(),
     "version": set(),
+    "io": set(BASE),
     "model": set(BASE),
-    "data": set(BASE),
-    "weights": BASE | {"model"},
-    "io": BASE | {"data"},
+    "data": BASE | {"io"},
+    "weights": BASE | {"model", "io"},
     "inference": BASE | {"model", "weights", "data", "io"},
     "variants": BASE | {"model", "weights", "data", "io", "inference"},
     "interpret": BASE | {"model", "weights", "data", "io", "inference"},
