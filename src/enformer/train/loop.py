@@ -1001,7 +1001,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _versions() -> dict[str, str]:
-    from .. import __version__
+    from ..version import __version__
 
     return {"torch": str(torch.__version__), "enformer": str(__version__)}
 

@@ -23,6 +23,8 @@ __all__ = [
     "config_from_hf",
     "config_from_tf_variables",
     "expected_shapes",
+    "fill_untrained_buffers",
+    "report_mismatch",
     "state_dict_from_hf",
     "state_dict_from_tf",
 ]
@@ -47,12 +49,13 @@ def expected_shapes(config: EnformerConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def _report(
+def report_mismatch(
     source: str,
     missing: list[str],
     extra: list[str],
     shapes: list[str],
 ) -> None:
+    """Raise one :class:`WeightsError` naming every missing, unexpected and mis-shaped tensor (if any)."""
     if not (missing or extra or shapes):
         return
     lines = [f"weights from {source} do not fit the model:"]
@@ -169,12 +172,12 @@ def state_dict_from_tf(
             continue
         state[entry.ours] = tensor
     extra = sorted(k for k in v if k not in used and not _TF_IGNORED.search(k))
-    _report(source, missing, extra, bad)
-    _fill_untrained_buffers(state, shapes)
+    report_mismatch(source, missing, extra, bad)
+    fill_untrained_buffers(state, shapes)
     return state
 
 
-def _fill_untrained_buffers(
+def fill_untrained_buffers(
     state: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]]
 ) -> None:
     """BatchNorm ``num_batches_tracked`` counters carry no trained value: set them to 0."""
@@ -269,8 +272,8 @@ def state_dict_from_hf(
                 used.add(key)
                 state[ours] = src[key].to(torch.long).reshape(())
     extra = sorted(k for k in src if k not in used)
-    _report(source, missing, extra, bad)
-    _fill_untrained_buffers(state, shapes)
+    report_mismatch(source, missing, extra, bad)
+    fill_untrained_buffers(state, shapes)
     return state
 
 
