@@ -559,7 +559,9 @@ def test_offline_env_and_download_false(server, human_path: Path, tmp_path: Path
     assert requests == []
 
 
-def test_hf_hub_offline_also_stops_the_download(server, human_path: Path, tmp_path: Path, monkeypatch):
+def test_hf_hub_offline_also_stops_the_download(
+    server, human_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """HF_HUB_OFFLINE is the other offline switch: the sheet is not fetched, and the message
     names the switch, the address and how to provide the file."""
     base, root, requests = server

@@ -719,7 +719,8 @@ def find_track_sheet(
     2. ``targets_{head}.txt`` in ``weights_dir`` (or beside it, if it is a file);
     3. ``targets_{head}.txt`` in the cache (``cache_dir``, else :func:`default_cache_dir`);
     4. ``url`` (default :data:`DEFAULT_URL`, the Basenji repository), unless ``download`` is
-       false or the environment sets ``ENFORMER_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``. The content is checked to be a
+       false or the environment sets ``ENFORMER_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``. The
+       content is checked to be a
        valid sheet (with the official track count for ``human``/``mouse`` from the default
        URL) and then moved into the cache atomically.
 

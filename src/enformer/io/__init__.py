@@ -1,4 +1,4 @@
-"""File plumbing shared by every layer: the download cache (and, beside it, job folders and atomic writes)."""
+"""File plumbing for every layer: the download cache, job folders, atomic writes."""
 
 from .cache import DownloadError, default_cache_dir, download, offline_reason, resolve_cache_dir
 

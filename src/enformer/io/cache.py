@@ -152,7 +152,7 @@ def download(
     part = Path(part_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            _stream(url, out, timeout=timeout, progress=progress, max_bytes=max_bytes, desc=dest.name)
+            _stream(url, out, timeout=timeout, progress=progress, limit=max_bytes, name=dest.name)
         if check is not None:
             try:
                 check(part)
@@ -168,7 +168,7 @@ def download(
 
 
 def _stream(
-    url: str, out: Any, *, timeout: float, progress: bool, max_bytes: int | None, desc: str
+    url: str, out: Any, *, timeout: float, progress: bool, limit: int | None, name: str
 ) -> None:
     """Copy the body of ``url`` into the open file ``out``; translate every failure."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
@@ -177,12 +177,12 @@ def _stream(
         with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            with _progress_bar(total, desc, progress) as bar:
+            with _progress_bar(total, name, progress) as bar:
                 while chunk := response.read(_CHUNK):
                     received += len(chunk)
-                    if max_bytes is not None and received > max_bytes:
+                    if limit is not None and received > limit:
                         raise DownloadError(
-                            url, f"refused: more than {max_bytes:,} bytes", kind="too-large"
+                            url, f"refused: more than {limit:,} bytes", kind="too-large"
                         )
                     _write(out, chunk, url)
                     bar.update(len(chunk))
@@ -220,7 +220,7 @@ def _write(out: Any, chunk: bytes, url: str) -> None:
 
 
 def _cut_short(url: str, received: int, total: int | None) -> DownloadError:
-    got = f"got {received:,} of {total:,} bytes" if total is not None else f"after {received:,} bytes"
+    got = f"after {received:,} bytes" if total is None else f"got {received:,} of {total:,} bytes"
     return DownloadError(
         url,
         f"cut short ({got})",

@@ -55,7 +55,7 @@ def report_mismatch(
     extra: list[str],
     shapes: list[str],
 ) -> None:
-    """Raise one :class:`WeightsError` naming every missing, unexpected and mis-shaped tensor (if any)."""
+    """Raise one :class:`WeightsError` naming every missing, extra and mis-shaped tensor, if any."""
     if not (missing or extra or shapes):
         return
     lines = [f"weights from {source} do not fit the model:"]
