@@ -22,38 +22,26 @@ from typing import Any
 
 import torch
 
-from ..io.cache import default_cache_dir
 from ..model.config import EnformerConfig
 from ..model.enformer import Enformer
 from .bundled import BUNDLED_MODELS, bundled_path, is_bundled
-from .convert import WeightsError, expected_shapes, fill_untrained_buffers, report_mismatch
+from .convert import expected_shapes, fill_untrained_buffers, report_mismatch
 from .formats import (
     CONFIG_NAME,
-    FORMAT_VERSION,
-    NPZ_EXPORT_SNIPPET,
     WEIGHTS_NAME,
     WeightsNotFound,
     WeightsSource,
     config_json,
-    read_tf_savedmodel,
     read_weights,
 )
 from .hub import hub_download, is_hub_name
 
-__all__ = [
-    "CONFIG_NAME",
-    "FORMAT_VERSION",
-    "NPZ_EXPORT_SNIPPET",
-    "WEIGHTS_NAME",
-    "WeightsError",
-    "WeightsNotFound",
-    "convert_weights",
-    "default_cache_dir",
-    "hub_download",
-    "load_pretrained",
-    "read_tf_savedmodel",
-    "save_pretrained",
-]
+# Names this module held before it was split, still importable from here.
+from ..io.cache import default_cache_dir  # noqa: F401, E402
+from .convert import WeightsError  # noqa: F401, E402
+from .formats import FORMAT_VERSION, NPZ_EXPORT_SNIPPET, read_tf_savedmodel  # noqa: F401, E402
+
+__all__ = ["convert_weights", "load_pretrained", "save_pretrained"]
 
 log = logging.getLogger(__name__)
 
