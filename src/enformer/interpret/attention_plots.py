@@ -141,7 +141,7 @@ def plot_attention_profile(
     Parameters
     ----------
     maps : AttentionMaps
-        Captured weights.
+        Weights from :func:`~enformer.interpret.capture_attention`.
     query : int
         Attention bin of the query (:meth:`AttentionMaps.bin_of`).
     layer, head : int or sequence of int, optional
