@@ -131,7 +131,8 @@ def _fetch(base: str, local: Path, *, name: str, progress: bool) -> None:
             return
         except DownloadError as err:
             if err.status != 404:
-                err.reason = f"{err.reason} for {filename}"
+                if err.status is not None:
+                    err.reason = f"{err.reason} for {filename}"
                 raise
             log.debug("%s has no %s", name, filename)
     raise LookupError(f"the model has neither {' nor '.join(WEIGHTS_CANDIDATES)}")
