@@ -31,13 +31,8 @@ import numpy as np
 import torch
 
 from ..model.config import EnformerConfig
-from .convert import (
-    WeightsError,
-    config_from_hf,
-    config_from_tf_variables,
-    state_dict_from_hf,
-    state_dict_from_tf,
-)
+from . import convert
+from .convert import WeightsError
 from .quantize import QUANTIZATION, dequantize_int8
 
 __all__ = [
@@ -112,10 +107,7 @@ def read_weights(path: Path, user_config: EnformerConfig | None) -> WeightsSourc
     """
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
-            variables = read_tf_savedmodel(path)
-            cfg = config_from_tf_variables(variables)
-            state = state_dict_from_tf(variables, cfg, source=str(path))
-            return WeightsSource("tf-savedmodel", cfg, state, path)
+            return _from_tf("tf-savedmodel", read_tf_savedmodel(path), path)
         weights = next((path / n for n in WEIGHTS_CANDIDATES if (path / n).is_file()), None)
         if weights is None:
             present = ", ".join(sorted(p.name for p in path.iterdir())[:10]) or "nothing"
@@ -126,10 +118,7 @@ def read_weights(path: Path, user_config: EnformerConfig | None) -> WeightsSourc
         return _read_weights_file(weights, path / CONFIG_NAME, user_config)
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        variables = _read_npz(path)
-        cfg = config_from_tf_variables(variables)
-        state = state_dict_from_tf(variables, cfg, source=str(path))
-        return WeightsSource("tf-variables", cfg, state, path)
+        return _from_tf("tf-variables", _read_npz(path), path)
     if suffix == ".safetensors" or suffix in _TORCH_SUFFIXES:
         return _read_weights_file(path, path.parent / CONFIG_NAME, user_config)
     if path.name == CONFIG_NAME:
@@ -138,6 +127,13 @@ def read_weights(path: Path, user_config: EnformerConfig | None) -> WeightsSourc
         f"{path}: unknown weights file type {suffix or '(no suffix)'!r}; expected a directory, "
         "a .npz of TF variables, or a .safetensors / .bin / .pt file"
     )
+
+
+def _from_tf(kind: str, variables: dict[str, np.ndarray], path: Path) -> WeightsSource:
+    """TF variables into our naming, with the architecture they describe."""
+    cfg = convert.config_from_tf_variables(variables)
+    state = convert.state_dict_from_tf(variables, cfg, source=str(path))
+    return WeightsSource(kind, cfg, state, path)
 
 
 def _read_weights_file(
@@ -164,7 +160,7 @@ def _read_weights_file(
             "it, or pass config=EnformerConfig(...)"
         )
     if layout == "enformer-pytorch":
-        state = state_dict_from_hf(tensors, cfg, source=str(weights))
+        state = convert.state_dict_from_hf(tensors, cfg, source=str(weights))
     else:
         state = dict(tensors)
     return WeightsSource(layout, cfg, state, weights)
@@ -223,7 +219,7 @@ def _config_from_json(data: Any, path: Path) -> EnformerConfig:
             fields = {k: v for k, v in data.items() if k not in ("format", "format_version")}
             return EnformerConfig.from_dict(fields)
         if "dim" in data or "depth" in data:
-            return config_from_hf(data)
+            return convert.config_from_hf(data)
     except WeightsError:
         raise
     except (TypeError, ValueError) as err:
