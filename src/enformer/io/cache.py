@@ -186,8 +186,7 @@ def _stream(
                         )
                     _write(out, chunk, url)
                     bar.update(len(chunk))
-        out.flush()
-        os.fsync(out.fileno())
+        _write(out, b"", url, sync=True)
     except urllib.error.HTTPError as err:
         err.close()
         raise DownloadError(
@@ -212,20 +211,20 @@ def _stream(
         raise _cut_short(url, received, total)
 
 
-def _write(out: Any, chunk: bytes, url: str) -> None:
+def _write(out: Any, chunk: bytes, url: str, *, sync: bool = False) -> None:
+    """Append ``chunk`` to ``out`` (with ``sync``, flush it to disk); name the URL on failure."""
     try:
         out.write(chunk)
+        if sync:
+            out.flush()
+            os.fsync(out.fileno())
     except OSError as err:
         raise DownloadError(url, f"could not write the download: {err}", kind="write") from None
 
 
 def _cut_short(url: str, received: int, total: int | None) -> DownloadError:
     got = f"after {received:,} bytes" if total is None else f"got {received:,} of {total:,} bytes"
-    return DownloadError(
-        url,
-        f"cut short ({got})",
-        kind="cut-short",
-    )
+    return DownloadError(url, f"cut short ({got})", kind="cut-short")
 
 
 class _NoBar:
