@@ -429,6 +429,7 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
                 "ALL_PROXY"):  # fmt: skip
         monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("ENFORMER_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     root = tmp_path / "served"
     root.mkdir()
     handler = type("Handler", (_Handler,), {"requests": []})
@@ -558,8 +559,31 @@ def test_offline_env_and_download_false(server, human_path: Path, tmp_path: Path
     assert requests == []
 
 
+def test_hf_hub_offline_also_stops_the_download(
+    server, human_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """HF_HUB_OFFLINE is the other offline switch: the sheet is not fetched, and the message
+    names the switch, the address and how to provide the file."""
+    base, root, requests = server
+    shutil.copy(human_path, root / "targets_human.txt")
+    url = base + "/targets_{head}.txt"
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TrackSheetNotFound) as info:
+        find_track_sheet("human", cache_dir=cache, url=url)
+    message = str(info.value)
+    assert f"{base}/targets_human.txt: not downloaded (HF_HUB_OFFLINE is set" in message
+    assert "path=" in message and str(cache / "targets_human.txt") in message
+    assert requests == [] and not cache.exists()
+    # Turned off again, the same call downloads.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert find_track_sheet("human", cache_dir=cache, url=url) == cache / "targets_human.txt"
+    assert requests == ["/targets_human.txt"]
+
+
 def test_unreachable_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("ENFORMER_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     # Bind and close a socket to get a port that nothing listens on.

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from .. import __version__
+from ..version import __version__
 
 # Subcommand name -> module under enformer.cli (imported lazily to keep start-up fast).
 COMMANDS = {

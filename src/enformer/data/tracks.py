@@ -29,9 +29,6 @@ import io
 import logging
 import os
 import re
-import tempfile
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +36,9 @@ from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
+
+from ..io.cache import DownloadError, default_cache_dir, offline_switch, resolve_cache_dir
+from ..io.cache import download as fetch_url
 
 __all__ = [
     "DEFAULT_URL",
@@ -701,16 +701,6 @@ class TrackSheetNotFound(FileNotFoundError):
     """A head's track sheet could not be found locally nor downloaded."""
 
 
-def default_cache_dir() -> Path:
-    """Return the cache folder: ``$ENFORMER_CACHE`` if set, else ``~/.cache/enformer``."""
-    env = os.environ.get("ENFORMER_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "enformer"
-
-
-def _offline() -> bool:
-    return os.environ.get("ENFORMER_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
-
-
 def find_track_sheet(
     head: str,
     *,
@@ -729,7 +719,8 @@ def find_track_sheet(
     2. ``targets_{head}.txt`` in ``weights_dir`` (or beside it, if it is a file);
     3. ``targets_{head}.txt`` in the cache (``cache_dir``, else :func:`default_cache_dir`);
     4. ``url`` (default :data:`DEFAULT_URL`, the Basenji repository), unless ``download`` is
-       false or the environment sets ``ENFORMER_OFFLINE=1``. The content is checked to be a
+       false or the environment sets ``ENFORMER_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``. The
+       content is checked to be a
        valid sheet (with the official track count for ``human``/``mouse`` from the default
        URL) and then moved into the cache atomically.
 
@@ -783,8 +774,7 @@ def find_track_sheet(
             return candidate
         looked.append(f"{candidate} (beside the weights): missing")
 
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    cached = cache / name
+    cached = resolve_cache_dir(cache_dir) / name
     if cached.is_file():
         return cached
     looked.append(f"{cached} (cache): missing")
@@ -792,15 +782,15 @@ def find_track_sheet(
     address = (url or DEFAULT_URL).replace("{head}", head)
     if not download:
         looked.append(f"{address}: not downloaded (download=False)")
-    elif _offline():
-        looked.append(f"{address}: not downloaded (ENFORMER_OFFLINE is set)")
+    elif (switch := offline_switch()) is not None:
+        looked.append(f"{address}: not downloaded ({switch} is set; unset it to download)")
     else:
         expected = OFFICIAL_TRACK_COUNTS.get(head) if url is None else None
         try:
             _download_sheet(address, cached, head=head, expected=expected, timeout=timeout)
             return cached
-        except _DownloadError as err:
-            looked.append(f"{address}: {err}")
+        except DownloadError as err:
+            looked.append(f"{address}: download failed: {err.reason}")
 
     where = "\n".join(f"  - {item}" for item in looked)
     raise TrackSheetNotFound(
@@ -811,50 +801,24 @@ def find_track_sheet(
     )
 
 
-class _DownloadError(Exception):
-    """A download attempt failed; the message says why."""
-
-
 def _download_sheet(
     url: str, dest: Path, *, head: str, expected: int | None, timeout: float
 ) -> None:
-    """Fetch ``url``, check it is a track sheet, then move it to ``dest`` atomically."""
-    logger.info("downloading track sheet for head %r from %s", head, url)
-    request = urllib.request.Request(url, headers={"User-Agent": "enformer-python"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            data = response.read(_MAX_DOWNLOAD_BYTES + 1)
-    except urllib.error.HTTPError as err:
-        raise _DownloadError(f"download failed: HTTP {err.code} {err.reason}") from err
-    except urllib.error.URLError as err:
-        raise _DownloadError(f"download failed: {err.reason} (offline?)") from err
-    except (OSError, ValueError) as err:
-        raise _DownloadError(f"download failed: {err}") from err
-    if len(data) > _MAX_DOWNLOAD_BYTES:
-        raise _DownloadError(f"download refused: more than {_MAX_DOWNLOAD_BYTES} bytes")
-    try:
-        sheet = TrackSheet.from_text(data, source=url, head=head)
-    except ValueError as err:
-        raise _DownloadError(f"downloaded content is not a valid track sheet ({err})") from err
-    if expected is not None and len(sheet) != expected:
-        raise _DownloadError(
-            f"downloaded sheet has {len(sheet)} tracks; the official {head} head has {expected}"
-        )
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    """Fetch ``url`` into ``dest`` through the cache's atomic download, checking it is a sheet."""
+
+    def check(part: Path) -> None:
         try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, dest)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-    except OSError as err:
-        raise _DownloadError(f"downloaded, but could not write {dest}: {err}") from err
-    logger.info("saved %d-track sheet to %s", len(sheet), dest)
+            sheet = TrackSheet.from_text(part.read_bytes(), source=url, head=head)
+        except ValueError as err:
+            raise ValueError(f"downloaded content is not a valid track sheet ({err})") from err
+        if expected is not None and len(sheet) != expected:
+            raise ValueError(
+                f"downloaded sheet has {len(sheet)} tracks; the official {head} head has {expected}"
+            )
+
+    logger.info("downloading track sheet for head %r from %s", head, url)
+    fetch_url(url, dest, timeout=timeout, max_bytes=_MAX_DOWNLOAD_BYTES, check=check)
+    logger.info("saved track sheet for head %r to %s", head, dest)
 
 
 def load_track_sheet(

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..data.sequence import one_hot
-from .attribution import model_state
+from .state import model_state
 
 if TYPE_CHECKING:
     from ..model.enformer import Enformer

@@ -44,11 +44,9 @@ input only (parameters are frozen for the call), so nothing accumulates in ``.gr
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,13 +56,15 @@ import torch
 import torch.nn.functional as F
 
 from ..data.sequence import one_hot, reverse_complement
-from ..runtime import parse_device
 from ..inference.predict import check_shifts, progress_bar
 from ..model.geometry import OutputGeometry, output_geometry
+from ..runtime import parse_device
+from .files import write_arrays, write_bigwig
+from .state import model_state
+from .target import Target, gene_target, tss_bins
 
 if TYPE_CHECKING:
     from ..model.enformer import Enformer
-    from .annotation import Gene
 
 __all__ = [
     "METHODS",
@@ -87,239 +87,6 @@ METHODS: tuple[str, ...] = ("grad_x_input", "saliency", "integrated_gradients")
 # Checkpointing is switched on by default when length x channels reaches this (the
 # official model at 196,608 bp is ~3e8; the tiny test model ~1e5).
 _AUTO_CHECKPOINT = 2**25
-
-
-# --------------------------------------------------------------------------------------
-# Target
-# --------------------------------------------------------------------------------------
-
-
-def _as_index_list(spec: Sequence[int] | slice | int | None, n: int, what: str) -> list[int]:
-    if spec is None:
-        return list(range(n))
-    if isinstance(spec, slice):
-        out = list(range(n))[spec]
-    elif isinstance(spec, int | np.integer):
-        out = [int(spec)]
-    else:
-        out = [int(i) for i in np.asarray(spec).ravel()]
-    if not out:
-        raise ValueError(f"the target's {what} selection is empty")
-    bad = [i for i in out if not 0 <= i < n]
-    if bad:
-        raise ValueError(f"target {what} index {bad[0]} is out of range (0..{n - 1})")
-    return out
-
-
-@dataclass(frozen=True)
-class Target:
-    """A scalar read-out of the model: tracks x bins of one head, summed or averaged.
-
-    Parameters
-    ----------
-    head : str
-        Output head, e.g. ``'human'``.
-    tracks : sequence of int, slice or None
-        Track indices of the head; ``None`` = every track.
-    bins : sequence of int, slice or None
-        Output bin indices (0-based, after the model's crop); ``None`` = every bin. Use
-        :func:`tss_bins` / :func:`gene_target` to aim at a gene's TSS.
-    reduce : {'sum', 'mean'}
-        How the selected values are combined.
-
-    Examples
-    --------
-    >>> Target("human", tracks=[4828], bins=[447, 448, 449])  # CAGE at the centre bins
-    Target(head='human', tracks=(4828,), bins=(447, 448, 449), reduce='sum')
-    """
-
-    head: str = "human"
-    tracks: Sequence[int] | slice | None = None
-    bins: Sequence[int] | slice | None = None
-    reduce: Literal["sum", "mean"] = "sum"
-
-    def __post_init__(self) -> None:
-        if self.reduce not in ("sum", "mean"):
-            raise ValueError(f"reduce must be 'sum' or 'mean', got {self.reduce!r}")
-        for name in ("tracks", "bins"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, slice):
-                if isinstance(value, int | np.integer):
-                    value = (int(value),)
-                object.__setattr__(self, name, tuple(int(i) for i in np.asarray(value).ravel()))
-
-    def resolve(self, n_bins: int, n_tracks: int) -> tuple[list[int], list[int]]:
-        """Bin and track indices for an output of ``n_bins`` bins and ``n_tracks`` tracks.
-
-        Parameters
-        ----------
-        n_bins : int
-            Output bins of the model for the input length.
-        n_tracks : int
-            Tracks of the head.
-
-        Returns
-        -------
-        bins, tracks : list of int
-            The selected indices.
-
-        Raises
-        ------
-        ValueError
-            If an index is out of range or a selection is empty.
-        """
-        return (
-            _as_index_list(self.bins, n_bins, "bin"),
-            _as_index_list(self.tracks, n_tracks, "track"),
-        )
-
-    def describe(self) -> str:
-        """Short human-readable statement, e.g. ``'sum of human tracks [3] at bins 31-33'``."""
-
-        def fmt(v: Any) -> str:
-            if v is None:
-                return "all"
-            if isinstance(v, slice):
-                return f"{v.start or 0}:{'' if v.stop is None else v.stop}"
-            if len(v) > 2 and list(v) == list(range(v[0], v[0] + len(v))):
-                return f"{v[0]}-{v[-1]}"
-            return ",".join(str(i) for i in v)
-
-        return (
-            f"{self.reduce} of {self.head} tracks [{fmt(self.tracks)}] at bins [{fmt(self.bins)}]"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready description."""
-
-        def plain(v: Any) -> Any:
-            if isinstance(v, slice):
-                return {"slice": [v.start, v.stop, v.step]}
-            return None if v is None else list(v)
-
-        return {
-            "head": self.head,
-            "tracks": plain(self.tracks),
-            "bins": plain(self.bins),
-            "reduce": self.reduce,
-        }
-
-
-def tss_bins(
-    tss: int | Sequence[int],
-    *,
-    window_start: int,
-    geometry: OutputGeometry,
-    width: int = 3,
-) -> list[int]:
-    """Output bins around transcription start sites.
-
-    The model's output bin ``i`` covers input positions ``[offset + i * bin_size, offset +
-    (i + 1) * bin_size)``, where ``offset`` is the crop (40,960 bp for the published model):
-    a TSS at genomic position ``p`` of a window starting at ``window_start`` lies in bin
-    ``(p - window_start - offset) // bin_size``.
-
-    Parameters
-    ----------
-    tss : int or sequence of int
-        0-based genomic TSS positions.
-    window_start : int
-        0-based genomic position of input index 0.
-    geometry : OutputGeometry
-        Output placement (:func:`enformer.inference.predict.output_geometry`).
-    width : int, optional
-        Bins per TSS, centred on the TSS's bin (3: the bin and one either side). Even widths
-        take the extra bin on the right.
-
-    Returns
-    -------
-    list of int
-        Sorted distinct bins inside the output.
-
-    Raises
-    ------
-    ValueError
-        If no TSS lies inside the output span.
-    """
-    if width < 1:
-        raise ValueError(f"width must be >= 1, got {width}")
-    sites = [int(tss)] if isinstance(tss, int | np.integer) else [int(t) for t in tss]
-    out: set[int] = set()
-    inside = 0
-    for p in sites:
-        rel = p - window_start - geometry.offset
-        if not 0 <= rel < geometry.output_span:
-            continue
-        inside += 1
-        b = rel // geometry.bin_size
-        lo = b - (width - 1) // 2
-        out.update(i for i in range(lo, lo + width) if 0 <= i < geometry.n_bins)
-    if not inside:
-        span_lo = window_start + geometry.offset
-        raise ValueError(
-            f"no TSS ({', '.join(str(p) for p in sites[:5])}) lies in the output span "
-            f"[{span_lo:,}, {span_lo + geometry.output_span:,}) of this window; centre the "
-            "window on the gene"
-        )
-    return sorted(out)
-
-
-def gene_target(
-    model: Enformer,
-    gene: str | Gene,
-    *,
-    window_start: int,
-    head: str = "human",
-    tracks: Sequence[int] | slice | None = None,
-    gtf: str | os.PathLike[str] | None = None,
-    length: int | None = None,
-    width: int = 3,
-    use: Literal["gene", "transcripts"] = "gene",
-    reduce: Literal["sum", "mean"] = "sum",
-) -> Target:
-    """A :class:`Target` at a gene's TSS bins, located from a GTF.
-
-    Parameters
-    ----------
-    model : Enformer
-        The model (its configuration gives the output geometry).
-    gene : str or Gene
-        Gene name or ID (looked up in ``gtf``), or a :class:`~.annotation.Gene`.
-    window_start : int
-        0-based genomic position of the model input's first base.
-    head : str, optional
-        Output head.
-    tracks : sequence of int, slice or None, optional
-        Tracks to sum (e.g. the CAGE tracks of a cell type).
-    gtf : str or os.PathLike, optional
-        Annotation, needed when ``gene`` is a name.
-    length : int, optional
-        Input length (default the model's ``sequence_length``).
-    width : int, optional
-        Bins per TSS (see :func:`tss_bins`).
-    use : {'gene', 'transcripts'}, optional
-        The gene's 5' end only, or every distinct transcript TSS in the output span.
-    reduce : {'sum', 'mean'}, optional
-        How tracks and bins are combined.
-
-    Returns
-    -------
-    Target
-        With the TSS bins.
-    """
-    from .annotation import find_gene, read_gtf
-
-    if isinstance(gene, str):
-        if gtf is None:
-            raise ValueError("a gene name needs gtf= (the annotation to look it up in)")
-        gene = find_gene(read_gtf(gtf), gene)
-    geometry = output_geometry(model.config, length)
-    sites: list[int] = [gene.tss] if use == "gene" else gene.transcript_tss
-    if use == "transcripts":
-        lo = window_start + geometry.offset
-        sites = [s for s in sites if lo <= s < lo + geometry.output_span] or [gene.tss]
-    bins = tss_bins(sites, window_start=window_start, geometry=geometry, width=width)
-    return Target(head, tracks=tracks, bins=bins, reduce=reduce)
 
 
 # --------------------------------------------------------------------------------------
@@ -422,71 +189,6 @@ class Attribution:
             "model_description": self.description,
             **self.settings,
         }
-
-
-# --------------------------------------------------------------------------------------
-# Model state
-# --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def model_state(
-    model: Enformer,
-    *,
-    device: torch.device | None = None,
-    checkpointing: bool = False,
-    freeze: bool = True,
-) -> Iterator[Enformer]:
-    """Put a model in eval mode (optionally checkpointed, frozen, moved); restore it after.
-
-    Parameters
-    ----------
-    model : Enformer
-        The model; its training flags, device, parameters' ``requires_grad`` and gradient
-        checkpointing setting are restored on exit, even after an error.
-    device : torch.device, optional
-        Device to run on (the model's own by default).
-    checkpointing : bool, optional
-        Recompute each conv-tower and transformer block in the backward pass, keeping only
-        the blocks' inputs (:meth:`~enformer.model.Enformer.set_gradient_checkpointing`).
-    freeze : bool, optional
-        Set ``requires_grad=False`` on every parameter for the duration.
-
-    Yields
-    ------
-    Enformer
-        The same model object.
-
-    Notes
-    -----
-    With ``checkpointing`` the trunk recomputes each block's activations in the backward
-    pass; every module stays in eval mode (BatchNorm moving averages, no dropout).
-    """
-    was_training = model.training
-    modes = [(m, m.training) for m in model.modules()]
-    old_device = model.device
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    trunk = model.trunk
-    old_ckpt = trunk.gradient_checkpointing
-    try:
-        if device is not None and parse_device(device) != old_device:
-            model.to(device)
-        model.eval()
-        if freeze:
-            for p, _ in flags:
-                p.requires_grad_(False)
-        if checkpointing:
-            model.set_gradient_checkpointing(True)
-        yield model
-    finally:
-        model.set_gradient_checkpointing(old_ckpt)
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
-        for m, mode in modes:  # also mixed states, e.g. frozen BatchNorms in training
-            m.training = mode
-        if model.device != old_device:
-            model.to(old_device)
 
 
 # --------------------------------------------------------------------------------------
@@ -703,8 +405,7 @@ def contribution_scores(
 
     total = torch.zeros_like(xt)  # (B, L, 4) forward-strand sums
     cover = torch.zeros(length, dtype=xt.dtype, device=dev)
-    values = torch.zeros(n_seq, dtype=torch.float64)
-    base_values = torch.zeros(n_seq, dtype=torch.float64)
+    sums = torch.zeros(2, n_seq, dtype=torch.float64)  # f(x) and f(baseline), per sequence
     per_copy = n_seq * (steps if method == "integrated_gradients" else 1)
     bar = progress_bar(len(copies) * per_copy, f"attribution ({method})", progress, unit="input")
     try:
@@ -714,32 +415,15 @@ def contribution_scores(
                 copy_tracks = [int(perm[t]) for t in tracks] if copy.flip else tracks
                 readout = _Readout(model, target.head, copy_bins, copy_tracks, target.reduce)
                 xc = copy.forward(xt)
-                if method == "integrated_gradients":
-                    assert baseline_t is not None
-                    bc = copy.forward(baseline_t)
-                    contrib = torch.empty_like(xc)
-                    for i in range(n_seq):
-                        mean_grad, v, v0 = _integrated(readout, xc[i], bc[i], steps, batch_size)
-                        contrib[i] = (xc[i] - bc[i]) * mean_grad
-                        values[i] += v
-                        base_values[i] += v0
-                        bar.update(steps)
-                else:
-                    grads = torch.empty_like(xc)
-                    for lo in range(0, n_seq, batch_size):
-                        g, v = _grad(readout, xc[lo : lo + batch_size])
-                        grads[lo : lo + batch_size] = g
-                        values[lo : lo + batch_size] += v.double().cpu()
-                        bar.update(len(v))
-                    contrib = grads * xc if method == "grad_x_input" else grads
+                bc = None if baseline_t is None else copy.forward(baseline_t)
+                contrib = _explain(readout, xc, bc, method, steps, batch_size, sums, bar)
                 back, covered = copy.back(contrib)
                 total += back
                 cover += covered
     finally:
         bar.close()
     scores = (total / cover.clamp(min=1)[None, :, None]).float().cpu().numpy()
-    values /= len(copies)
-    base_values /= len(copies)
+    values, base_values = sums / len(copies)
     x_np = xt.float().cpu().numpy()
     result = Attribution(
         scores=scores[0] if single else scores,
@@ -778,6 +462,40 @@ def contribution_scores(
     return result
 
 
+def _explain(
+    readout: _Readout,
+    xc: torch.Tensor,
+    bc: torch.Tensor | None,
+    method: str,
+    steps: int,
+    batch_size: int,
+    sums: torch.Tensor,
+    bar: Any,
+) -> torch.Tensor:
+    """Contributions ``(B, L, 4)`` for one copy ``xc`` (its baseline ``bc``), in its own frame.
+
+    Adds the copy's target values to ``sums[0]`` (and, for integrated gradients, the
+    baseline's to ``sums[1]``).
+    """
+    if method == "integrated_gradients":
+        assert bc is not None
+        contrib = torch.empty_like(xc)
+        for i in range(xc.shape[0]):
+            mean_grad, v, v0 = _integrated(readout, xc[i], bc[i], steps, batch_size)
+            contrib[i] = (xc[i] - bc[i]) * mean_grad
+            sums[0, i] += v
+            sums[1, i] += v0
+            bar.update(steps)
+        return contrib
+    grads = torch.empty_like(xc)
+    for lo in range(0, xc.shape[0], batch_size):
+        g, v = _grad(readout, xc[lo : lo + batch_size])
+        grads[lo : lo + batch_size] = g
+        sums[0, lo : lo + batch_size] += v.double().cpu()
+        bar.update(len(v))
+    return grads * xc if method == "grad_x_input" else grads
+
+
 def _integrated(
     readout: _Readout, x: torch.Tensor, base: torch.Tensor, steps: int, batch_size: int
 ) -> tuple[torch.Tensor, float, float]:
@@ -797,11 +515,6 @@ def _integrated(
 # --------------------------------------------------------------------------------------
 # Writers
 # --------------------------------------------------------------------------------------
-
-
-def _atomic(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
 def write_attributions(
@@ -859,72 +572,4 @@ def write_attributions(
         ),
     }
     meta = {**flat[0].metadata(), "settings": settings or {}}
-    tmp = _atomic(path)
-    try:
-        if path.suffix in (".h5", ".hdf5"):
-            import h5py
-
-            with h5py.File(tmp, "w") as h5:
-                for key, value in arrays.items():
-                    h5.create_dataset(key, data=value)
-                for key, value in meta.items():
-                    h5.attrs[key] = json.dumps(value) if not isinstance(value, str) else value
-        elif path.suffix == ".npz":
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, metadata=np.array(json.dumps(meta, default=str)), **arrays)
-        else:
-            raise ValueError(f"unknown attribution file type {path.suffix!r}; use .h5 or .npz")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_bigwig(
-    path: str | os.PathLike[str],
-    chrom: str,
-    start: int,
-    values: np.ndarray,
-    chrom_sizes: dict[str, int],
-) -> Path:
-    """Write per-base values of a window as a BigWig file (atomically).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Output ``.bw`` file.
-    chrom : str
-        Chromosome of the window.
-    start : int
-        0-based genomic position of ``values[0]``; bases outside the chromosome are dropped.
-    values : numpy.ndarray
-        ``(L,)`` per-base values.
-    chrom_sizes : dict of str to int
-        Chromosome lengths for the header (in the genome's order).
-
-    Returns
-    -------
-    pathlib.Path
-        The file written.
-    """
-    import pyBigWig
-
-    if chrom not in chrom_sizes:
-        raise ValueError(f"chromosome {chrom!r} is not in the genome's chromosome sizes")
-    values = np.asarray(values, dtype=np.float64)
-    lo = max(0, -start)
-    hi = min(len(values), chrom_sizes[chrom] - start)
-    path = Path(path)
-    tmp = _atomic(path)
-    try:
-        bw = pyBigWig.open(str(tmp), "w")
-        try:
-            bw.addHeader(list(chrom_sizes.items()), maxZooms=10)
-            if hi > lo:
-                bw.addEntries(chrom, start + lo, values=values[lo:hi], span=1, step=1)
-        finally:
-            bw.close()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_arrays(path, arrays, meta, what="attribution")

@@ -26,7 +26,6 @@ layout (``seqs``, per-statistic arrays ``(sequences, positions, 4, tracks)``, ``
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -38,11 +37,12 @@ import numpy as np
 import torch
 
 from ..data.sequence import decode, one_hot
-from ..runtime import parse_device
 from ..inference.predict import progress_bar
-from ..model.geometry import output_geometry
+from ..model.geometry import OutputGeometry, output_geometry
+from ..runtime import parse_device
 from ..model.reuse import conv_activations, conv_tower_for, forward_from_tower
-from .attribution import model_state
+from .files import read_arrays, write_arrays
+from .state import model_state
 
 if TYPE_CHECKING:
     from ..model.enformer import Enformer
@@ -156,6 +156,116 @@ def _reduce(y: torch.Tensor, bins: torch.Tensor, reduce: str) -> torch.Tensor:
     return y.sum(1) if reduce == "sum" else y.mean(1)
 
 
+def _model_input(
+    model: Enformer, x: torch.Tensor | np.ndarray | str, start: int, end: int
+) -> tuple[torch.Tensor, int, OutputGeometry]:
+    """The one sequence as the model sees it ``(L, 4)``, the bases cropped off its start, and
+    the output geometry of the input's length.
+
+    An input of twice the model's length is centre-cropped by the model; the window must
+    lie in the part it sees.
+    """
+    config = model.config
+    if isinstance(x, str):
+        x = one_hot(x, ambiguous="n")
+    xt = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    if xt.dim() == 3 and xt.shape[0] == 1:
+        xt = xt[0]
+    if xt.dim() != 2 or xt.shape[1] != 4:
+        raise ValueError(f"expected one sequence, one-hot (L, 4); got {tuple(xt.shape)}")
+    length = xt.shape[0]
+    if not 0 <= start < end <= length:
+        raise ValueError(f"window [{start}, {end}) must be non-empty and inside [0, {length})")
+    geometry = output_geometry(config, length)
+    if length != 2 * config.sequence_length:
+        return xt, 0, geometry
+    crop = (length - config.sequence_length) // 2
+    if start < crop or end > crop + config.sequence_length:
+        raise ValueError(
+            f"the model sees only input positions [{crop}, {crop + config.sequence_length}) "
+            f"of a {length}-bp input; the window [{start}, {end}) lies outside"
+        )
+    return xt[crop : crop + config.sequence_length], crop, geometry
+
+
+def _selection(
+    tracks: Sequence[int] | None, bins: Sequence[int] | slice | None, n_tracks: int, n_bins: int
+) -> tuple[list[int], list[int]]:
+    """Checked track and bin index lists (default: all of each)."""
+    track_list = list(range(n_tracks)) if tracks is None else [int(t) for t in tracks]
+    bad = [t for t in track_list if not 0 <= t < n_tracks]
+    if bad or not track_list:
+        raise ValueError(
+            f"track index {bad[0] if bad else '(none)'} out of range 0..{n_tracks - 1}"
+        )
+    if bins is None:
+        bin_list = list(range(n_bins))
+    elif isinstance(bins, slice):
+        bin_list = list(range(n_bins))[bins]
+    else:
+        bin_list = [int(b) for b in bins]
+    if not bin_list or any(not 0 <= b < n_bins for b in bin_list):
+        raise ValueError(f"bins must be a non-empty selection of 0..{n_bins - 1}")
+    return track_list, bin_list
+
+
+class _Readout:
+    """The reduced read-out of the reference and of batches of single-base mutants.
+
+    With ``exact_reuse`` the reference's conv activations are kept and each mutant's tower
+    output is patched from them; otherwise every sequence runs the full model.
+    """
+
+    def __init__(
+        self,
+        model: Enformer,
+        head: str,
+        tracks: list[int],
+        bins: list[int],
+        reduce: str,
+        exact_reuse: bool,
+    ) -> None:
+        dev = model.device
+        self.model, self.head, self.reduce, self.exact_reuse = model, head, reduce, exact_reuse
+        self.tracks = torch.tensor(tracks, dtype=torch.long, device=dev)
+        self.bins = torch.tensor(bins, dtype=torch.long, device=dev)
+        self.acts: Any = None
+
+    def _reduced(self, y: torch.Tensor) -> np.ndarray:
+        return _reduce(y, self.bins, self.reduce).float().cpu().numpy()  # (B, tracks)
+
+    def reference(self, xt: torch.Tensor) -> np.ndarray:
+        """Read-out of the reference ``(tracks,)``; keeps its conv activations for reuse."""
+        model, sel = self.model, {self.head: self.tracks}
+        if self.exact_reuse:
+            self.acts = conv_activations(model, xt)
+            y = forward_from_tower(model, self.acts.tower[None], heads=[self.head], tracks=sel)
+        else:
+            y = {self.head: model(xt[None])[self.head].index_select(-1, self.tracks)}
+        return self._reduced(y[self.head])[0]
+
+    def mutants(self, xt: torch.Tensor, chunk: list[tuple[int, int]]) -> np.ndarray:
+        """Read-outs ``(k, tracks)`` of ``xt`` with base ``b`` at position ``p``, per pair."""
+        eye = torch.eye(4, dtype=xt.dtype, device=xt.device)
+        alts = []
+        for p, b in chunk:
+            alt = xt.clone()
+            alt[p] = eye[b]
+            alts.append(alt)
+        if not self.exact_reuse:
+            y = self.model(torch.stack(alts))[self.head].index_select(-1, self.tracks)
+            return self._reduced(y)
+        towers = torch.stack(
+            [
+                conv_tower_for(self.model, self.acts, alt, span=(p, p + 1))
+                for alt, (p, _) in zip(alts, chunk, strict=True)
+            ]
+        )  # (k, T, C)
+        sel = {self.head: self.tracks}
+        y = forward_from_tower(self.model, towers, heads=[self.head], tracks=sel)
+        return self._reduced(y[self.head])
+
+
 def saturation_mutagenesis(
     model: Enformer,
     x: torch.Tensor | np.ndarray | str,
@@ -227,42 +337,8 @@ def saturation_mutagenesis(
         raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if isinstance(x, str):
-        x = one_hot(x, ambiguous="n")
-    xt = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-    if xt.dim() == 3 and xt.shape[0] == 1:
-        xt = xt[0]
-    if xt.dim() != 2 or xt.shape[1] != 4:
-        raise ValueError(f"expected one sequence, one-hot (L, 4); got {tuple(xt.shape)}")
-    length = xt.shape[0]
-    if not 0 <= start < end <= length:
-        raise ValueError(f"window [{start}, {end}) must be non-empty and inside [0, {length})")
-    geometry = output_geometry(config, length)
-    crop = 0
-    if length == 2 * config.sequence_length:
-        # The model centre-crops such inputs; mutate within the part it sees.
-        crop = (length - config.sequence_length) // 2
-        if start < crop or end > crop + config.sequence_length:
-            raise ValueError(
-                f"the model sees only input positions [{crop}, {crop + config.sequence_length}) "
-                f"of a {length}-bp input; the window [{start}, {end}) lies outside"
-            )
-        xt = xt[crop : crop + config.sequence_length]
-    n_tracks = config.heads[head]
-    track_list = list(range(n_tracks)) if tracks is None else [int(t) for t in tracks]
-    bad = [t for t in track_list if not 0 <= t < n_tracks]
-    if bad or not track_list:
-        raise ValueError(
-            f"track index {bad[0] if bad else '(none)'} out of range 0..{n_tracks - 1}"
-        )
-    if bins is None:
-        bin_list = list(range(geometry.n_bins))
-    elif isinstance(bins, slice):
-        bin_list = list(range(geometry.n_bins))[bins]
-    else:
-        bin_list = [int(b) for b in bins]
-    if not bin_list or any(not 0 <= b < geometry.n_bins for b in bin_list):
-        raise ValueError(f"bins must be a non-empty selection of 0..{geometry.n_bins - 1}")
+    xt, crop, geometry = _model_input(model, x, start, end)
+    track_list, bin_list = _selection(tracks, bins, config.heads[head], geometry.n_bins)
 
     dev = parse_device(device) if device is not None else model.device
     xt = xt.to(device=dev, dtype=model.dtype)
@@ -272,40 +348,15 @@ def saturation_mutagenesis(
     mutants = [(p, b) for p in range(end - start) for b in range(4) if is_n[p] or b != ref_base[p]]
     n_pos = end - start
     scores = np.zeros((n_pos, 4, len(track_list)), dtype=np.float32)
-    eye = torch.eye(4, dtype=xt.dtype, device=dev)
     bar = progress_bar(len(mutants), "ISM", progress, unit="mutant")
     try:
         with model_state(model, device=dev, freeze=False), torch.inference_mode():
-            track_t = torch.tensor(track_list, dtype=torch.long, device=dev)
-            bins_t = torch.tensor(bin_list, dtype=torch.long, device=dev)
-            sel = {head: track_t}
-            if exact_reuse:
-                acts = conv_activations(model, xt)
-                out = forward_from_tower(model, acts.tower[None], heads=[head], tracks=sel)
-            else:
-                out = {head: model(xt[None])[head].index_select(-1, track_t)}
-            reference = _reduce(out[head], bins_t, reduce)[0].float().cpu().numpy()
+            readout = _Readout(model, head, track_list, bin_list, reduce, exact_reuse)
+            reference = readout.reference(xt)
             for lo in range(0, len(mutants), batch_size):
-                chunk = mutants[lo : lo + batch_size]
-                alts = []
-                for p, b in chunk:
-                    alt = xt.clone()
-                    alt[start - crop + p] = eye[b]
-                    alts.append(alt)
-                if exact_reuse:
-                    towers = torch.stack(
-                        [
-                            conv_tower_for(
-                                model, acts, alt, span=(start - crop + p, start - crop + p + 1)
-                            )
-                            for alt, (p, _) in zip(alts, chunk, strict=True)
-                        ]
-                    )  # (k, T, C)
-                    y = forward_from_tower(model, towers, heads=[head], tracks=sel)[head]
-                else:
-                    y = model(torch.stack(alts))[head].index_select(-1, track_t)
-                values = _reduce(y, bins_t, reduce).float().cpu().numpy()  # (k, tracks)
-                for (p, b), v in zip(chunk, values, strict=True):
+                chunk = [(start - crop + p, b) for p, b in mutants[lo : lo + batch_size]]
+                values = readout.mutants(xt, chunk)  # (k, tracks)
+                for (p, b), v in zip(mutants[lo : lo + batch_size], values, strict=True):
                     scores[p, b] = v
                 bar.update(len(chunk))
     finally:
@@ -419,27 +470,7 @@ def write_ism(items: ISM | Sequence[ISM], path: str | os.PathLike[str]) -> Path:
         raise ValueError("nothing to write")
     arrays = _arrays(items)
     meta = items[0].metadata()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        if path.suffix in (".h5", ".hdf5"):
-            import h5py
-
-            with h5py.File(tmp, "w") as h5:
-                for key, value in arrays.items():
-                    h5.create_dataset(key, data=value)
-                for key, value in meta.items():
-                    h5.attrs[key] = value if isinstance(value, str) else json.dumps(value)
-        elif path.suffix == ".npz":
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, metadata=np.array(json.dumps(meta)), **arrays)
-        else:
-            raise ValueError(f"unknown ISM file type {path.suffix!r}; use .h5 or .npz")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_arrays(path, arrays, meta, what="ISM")
 
 
 def read_ism(path: str | os.PathLike[str]) -> list[ISM]:
@@ -455,22 +486,7 @@ def read_ism(path: str | os.PathLike[str]) -> list[ISM]:
     list of ISM
         One per window.
     """
-    path = Path(path)
-    if path.suffix == ".npz":
-        with np.load(path) as data:
-            arrays = {k: data[k] for k in data.files}
-        meta = json.loads(str(arrays.pop("metadata")))
-    else:
-        import h5py
-
-        with h5py.File(path, "r") as h5:
-            arrays = {k: h5[k][()] for k in h5}
-            meta = {}
-            for k, v in h5.attrs.items():
-                try:
-                    meta[k] = json.loads(v)
-                except (TypeError, ValueError):
-                    meta[k] = v
+    arrays, meta = read_arrays(path)
     ids = [s.decode() for s in arrays["target_ids"]]
     labels = [s.decode() for s in arrays["target_labels"]]
     out = []

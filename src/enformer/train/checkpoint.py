@@ -145,7 +145,7 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
 
 def writer_versions() -> dict[str, str]:
     """The torch and enformer versions, recorded in a checkpoint as ``versions``."""
-    from .. import __version__
+    from ..version import __version__
 
     return {"torch": str(torch.__version__), "enformer": str(__version__)}
 

@@ -61,7 +61,7 @@ from typing import IO, Any, Literal, NamedTuple
 import numpy as np
 import torch
 
-from .. import __version__
+from ..version import __version__
 from ..data.genome import Genome
 from ..data.tracks import TrackSheet
 from ..runtime import parse_device

@@ -8,7 +8,7 @@ mis-shaped tensor.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -16,13 +16,15 @@ import torch
 
 from ..model.config import EnformerConfig
 from ..model.enformer import Enformer
-from .mapping import parameter_table, tf_to_torch_layout
+from .mapping import Entry, parameter_table, tf_to_torch_layout
 
 __all__ = [
     "WeightsError",
     "config_from_hf",
     "config_from_tf_variables",
     "expected_shapes",
+    "fill_untrained_buffers",
+    "report_mismatch",
     "state_dict_from_hf",
     "state_dict_from_tf",
 ]
@@ -47,12 +49,13 @@ def expected_shapes(config: EnformerConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def _report(
+def report_mismatch(
     source: str,
     missing: list[str],
     extra: list[str],
     shapes: list[str],
 ) -> None:
+    """Raise one :class:`WeightsError` naming every missing, extra and mis-shaped tensor, if any."""
     if not (missing or extra or shapes):
         return
     lines = [f"weights from {source} do not fit the model:"]
@@ -146,35 +149,61 @@ def config_from_tf_variables(variables: Mapping[str, Any], **overrides: Any) -> 
     return cfg
 
 
-def state_dict_from_tf(
-    variables: Mapping[str, Any], config: EnformerConfig, *, source: str = "TF variables"
-) -> dict[str, torch.Tensor]:
-    """Map ``{tf_variable_name: array}`` onto our state_dict, checking every shape."""
-    v = _normalise_tf_names(variables)
+# (source name, tensor in our layout or None when the source lacks it, source shape)
+_Found = tuple[str, torch.Tensor | None, tuple[int, ...]]
+
+
+def _walk_table(
+    config: EnformerConfig, lookup: Callable[[Entry], _Found | None]
+) -> tuple[dict[str, tuple[int, ...]], dict[str, torch.Tensor], set[str], list[str], list[str]]:
+    """Fill our state_dict entry by entry from ``lookup``, checking every shape.
+
+    ``lookup`` returns ``None`` for an entry the source layout does not have at all.
+    Returns the expected shapes, the state, the source names used, and the missing and
+    mis-shaped tensors (for :func:`report_mismatch`).
+    """
     shapes = expected_shapes(config)
     state: dict[str, torch.Tensor] = {}
     used: set[str] = set()
     missing: list[str] = []
     bad: list[str] = []
     for entry in parameter_table(config):
-        name = next((n for n in entry.tf if n in v), None)
-        if name is None:
-            missing.append(entry.tf[0])
+        found = lookup(entry)
+        if found is None:
+            continue
+        name, tensor, source_shape = found
+        if tensor is None:
+            missing.append(name)
             continue
         used.add(name)
-        tensor = tf_to_torch_layout(v[name], entry.kind)
         want = shapes[entry.ours]
         if tuple(tensor.shape) != want:
-            bad.append(f"{name} {tuple(v[name].shape)} -> {entry.ours} needs {want}")
+            bad.append(f"{name} {source_shape} -> {entry.ours} needs {want}")
             continue
         state[entry.ours] = tensor
+    return shapes, state, used, missing, bad
+
+
+def state_dict_from_tf(
+    variables: Mapping[str, Any], config: EnformerConfig, *, source: str = "TF variables"
+) -> dict[str, torch.Tensor]:
+    """Map ``{tf_variable_name: array}`` onto our state_dict, checking every shape."""
+    v = _normalise_tf_names(variables)
+
+    def lookup(entry: Entry) -> _Found:
+        name = next((n for n in entry.tf if n in v), None)
+        if name is None:
+            return entry.tf[0], None, ()
+        return name, tf_to_torch_layout(v[name], entry.kind), tuple(v[name].shape)
+
+    shapes, state, used, missing, bad = _walk_table(config, lookup)
     extra = sorted(k for k in v if k not in used and not _TF_IGNORED.search(k))
-    _report(source, missing, extra, bad)
-    _fill_untrained_buffers(state, shapes)
+    report_mismatch(source, missing, extra, bad)
+    fill_untrained_buffers(state, shapes)
     return state
 
 
-def _fill_untrained_buffers(
+def fill_untrained_buffers(
     state: dict[str, torch.Tensor], shapes: dict[str, tuple[int, ...]]
 ) -> None:
     """BatchNorm ``num_batches_tracked`` counters carry no trained value: set them to 0."""
@@ -241,27 +270,19 @@ def state_dict_from_hf(
 ) -> dict[str, torch.Tensor]:
     """Map an enformer-pytorch state_dict (with or without ``_trunk.*``) onto ours."""
     src = _strip_hf_aliases(sd)
-    shapes = expected_shapes(config)
-    state: dict[str, torch.Tensor] = {}
-    used: set[str] = set()
-    missing: list[str] = []
-    bad: list[str] = []
-    for entry in parameter_table(config):
+
+    def lookup(entry: Entry) -> _Found | None:
         key = entry.hf
         if key is None:
-            continue
+            return None
         if key not in src:
-            missing.append(key)
-            continue
-        used.add(key)
+            return key, None, ()
         tensor = src[key].detach().to(torch.float32)
-        want = shapes[entry.ours]
         if entry.kind == "dense" and tensor.dim() == 4:  # Conv2d 1x1 pooling logits
             tensor = tensor[:, :, 0, 0]
-        if tuple(tensor.shape) != want:
-            bad.append(f"{key} {tuple(src[key].shape)} -> {entry.ours} needs {want}")
-            continue
-        state[entry.ours] = tensor.contiguous()
+        return key, tensor.contiguous(), tuple(src[key].shape)
+
+    shapes, state, used, missing, bad = _walk_table(config, lookup)
     for key in src:
         if key.endswith("num_batches_tracked"):
             ours = _hf_bn_counter_to_ours(key, config)
@@ -269,8 +290,8 @@ def state_dict_from_hf(
                 used.add(key)
                 state[ours] = src[key].to(torch.long).reshape(())
     extra = sorted(k for k in src if k not in used)
-    _report(source, missing, extra, bad)
-    _fill_untrained_buffers(state, shapes)
+    report_mismatch(source, missing, extra, bad)
+    fill_untrained_buffers(state, shapes)
     return state
 
 
