@@ -4,12 +4,14 @@ looks complete unless it is (``enformer predict`` and ``enformer score``)."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,8 @@ import enformer
 from enformer import Enformer, EnformerConfig
 from enformer.cli.main import main
 from enformer.data.genome import Genome
-from enformer.inference.tiling import plan_tiles, tile_sequence, whole_chromosomes
 from enformer.inference.predict import output_geometry
+from enformer.inference.tiling import plan_tiles, tile_sequence, whole_chromosomes
 from enformer.inference.writers import ChunkStore
 from enformer.io.jobs import (
     JobLock,
@@ -114,9 +116,6 @@ def vcf(tmp_path, genome_seqs) -> Path:
 
 def cli(*argv: object) -> tuple[int, str]:
     """Run the CLI quietly; return the exit status and the last line of stderr."""
-    import io
-    from contextlib import redirect_stderr, redirect_stdout
-
     err = io.StringIO()
     with redirect_stderr(err), redirect_stdout(io.StringIO()):
         code = main(["--quiet", *[str(a) for a in argv]])
@@ -137,7 +136,8 @@ def score_argv(weights: Path, fasta: Path, vcf: Path, out: Path, tracks: str) ->
 @contextlib.contextmanager
 def holder(directory: Path, shard: str | None = None) -> Iterator[subprocess.Popen]:
     """Another process that holds the run lock of ``directory`` until it is killed (-9)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
     args = [sys.executable, "-c", _HOLD, str(directory), *([shard] if shard else [])]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -268,6 +268,31 @@ def test_predict_second_run_refused_then_resumes_after_holder_dies(
     assert sorted(p.name for p in out.iterdir()) == ["enformer_predict.json", *names]
     for name in names:
         assert (out / name).read_bytes() == (whole / name).read_bytes()
+    # one fingerprint for both engines: exact bytes of the weights
+    assert listing["settings"]["model_fingerprint"] == model_fingerprint(load_pretrained(weights))
+
+
+def test_predict_torchrun_job_refused_on_every_rank(weights, fasta, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    env.pop("WORLD_SIZE", None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "enformer", "--quiet", *map(str, predict_argv(weights, fasta, out))]  # fmt: skip
+    with holder(out / ".work") as proc:
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+        assert run.returncode != 0
+        refused = [line for line in run.stderr.splitlines() if "is in use by another run" in line]
+        assert len(refused) == 2 and all(f"pid {proc.pid} " in line for line in refused)
+        assert sorted(p.name for p in (out / ".work").iterdir()) == ["lock"]
+    # the holder is gone: the same job runs (rank 0 claims the folder for both ranks)
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "enformer_predict.json",
+        "human_track2.bw",
+        "human_track7.bw",
+    ]
 
 
 def test_predict_replaced_genome_recomputes_affected_tiles(
@@ -289,7 +314,8 @@ def test_predict_replaced_genome_recomputes_affected_tiles(
     new["chrA"] = "".join(seq)
     with Genome(fasta) as g:
         geometry = output_geometry(load_pretrained(weights).config)
-        plan = plan_tiles(whole_chromosomes(g, ["chrA", "chrB"]), geometry, chrom_sizes=g.chrom_sizes)
+        regions = whole_chromosomes(g, ["chrA", "chrB"])
+        plan = plan_tiles(regions, geometry, chrom_sizes=g.chrom_sizes)
         old = {t.index: tile_sequence(g, t) for t in plan}
     write_fasta(fasta, new)
     done = ChunkStore(out / ".work", "").done()
@@ -378,6 +404,8 @@ def test_score_second_run_refused_then_resumes_byte_identical(
     assert out.read_bytes() == clean.read_bytes()
     settings = json.loads(out.with_name("scores.settings.json").read_text())
     assert settings["summary"]["resumed_chunks"] == 2 and not work.exists()
+    fingerprint = model_fingerprint(load_pretrained(weights))
+    assert settings["metadata"]["model"]["fingerprint"] == fingerprint
 
 
 def test_score_shards_cooperate_and_plain_runs_wait(weights, fasta, vcf, tmp_path):

@@ -78,7 +78,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -232,17 +231,8 @@ class ChunkStore:
         arrays : mapping of str to numpy.ndarray
             Per head, the unit's values.
         """
-        final = self.path(unit)
-        fd, name = tempfile.mkstemp(dir=self.chunk_dir, prefix=f".{final.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(name, final)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        with atomic_path(self.path(unit)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
 
     def load(self, unit: int) -> dict[str, np.ndarray]:
         """Read one unit's arrays.
@@ -1000,7 +990,10 @@ def predict_to_files(
         work: dict[str, Any] = {
             "kind": "regions",
             "plan": plan.to_dict(),
-            "genome": {"path": str(Path(genome.path).resolve()), "chromosomes": genome_fingerprint(genome)},
+            "genome": {
+                "path": str(Path(genome.path).resolve()),
+                "chromosomes": genome_fingerprint(genome),
+            },
         }
     else:
         assert sequences is not None

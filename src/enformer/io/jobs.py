@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
-import fcntl
 import hashlib
 import json
 import logging
@@ -60,6 +59,11 @@ import numpy as np
 import torch
 
 from ..data.genome import Genome
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX (Windows): runs are not locked
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "LOCK_NAME",
@@ -285,6 +289,9 @@ class JobLockedError(OSError):
 
 def _lock_fd(path: Path, exclusive: bool, blocking: bool = False) -> int | None:
     """Open and ``flock`` ``path``; ``None`` if another process holds a conflicting lock."""
+    if fcntl is None:  # pragma: no cover - not POSIX
+        logger.warning("no flock on this system: concurrent runs into one output are not caught")
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
