@@ -24,6 +24,7 @@ from enformer.cli.main import main
 from enformer.data.genome import Genome
 from enformer.inference.predict import output_geometry
 from enformer.inference.tiling import plan_tiles, tile_sequence, whole_chromosomes
+from enformer.inference import writers
 from enformer.inference.writers import ChunkStore
 from enformer.io.jobs import (
     JobLock,
@@ -356,6 +357,32 @@ def test_predict_refuses_a_folder_of_another_runs_outputs_unless_overwrite(
     assert sorted(p.name for p in out.iterdir()) == ["enformer_predict.json", "human_track4.bw"]
     listing = json.loads((out / "enformer_predict.json").read_text())
     assert [f["track_index"] for f in listing["files"]] == [4]
+
+
+def test_predict_removes_outputs_of_an_unfinished_run_with_other_settings(
+    weights, fasta, tmp_path, monkeypatch, caplog
+):
+    out = tmp_path / "out"
+    monkeypatch.setattr(writers, "_BIGWIG_GROUP", 1)  # one BigWig finished at a time
+    original = ChunkStore.load
+    seen: set[int] = set()
+
+    def dying_load(self, unit):
+        if unit in seen:  # the second file's pass: die with the first file in place
+            raise Killed
+        seen.add(unit)
+        return original(self, unit)
+
+    monkeypatch.setattr(ChunkStore, "load", dying_load)
+    with pytest.raises(Killed):
+        cli(*predict_argv(weights, fasta, out, tracks="2,7"))
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == [".work", "human_track2.bw"]  # unlisted
+
+    with caplog.at_level(logging.WARNING, logger="enformer"):
+        assert cli(*predict_argv(weights, fasta, out, tracks="4"))[0] == 0
+    assert "removing 1 output file(s) of that unfinished run" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == ["enformer_predict.json", "human_track4.bw"]
 
 
 def test_predict_bad_input_after_claim_leaves_no_new_folder(weights, fasta, tmp_path):

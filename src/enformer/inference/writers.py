@@ -186,6 +186,7 @@ class ChunkStore:
                     self.work_dir,
                     len(self._names()),
                 )
+                self._remove_unfinished_outputs()
                 shutil.rmtree(self.chunk_dir, ignore_errors=True)
                 self.manifest.unlink(missing_ok=True)
         self.chunk_dir.mkdir(parents=True, exist_ok=True)
@@ -202,6 +203,29 @@ class ChunkStore:
         if kept:
             logger.info("resuming: %d finished unit(s) found in %s", kept, self.chunk_dir)
         return kept
+
+    def record_outputs(self, names: Sequence[str]) -> None:
+        """Note in the manifest the files about to be assembled (names in ``OUT``).
+
+        Should the run die while assembling, a later run with other settings removes them:
+        without ``enformer_predict.json`` they belong to no finished run.
+        """
+        found = json.loads(self.manifest.read_text(encoding="utf-8"))
+        write_json_atomic(self.manifest, {**found, "outputs": list(names)})
+
+    def _remove_unfinished_outputs(self) -> None:
+        try:
+            names = json.loads(self.manifest.read_text(encoding="utf-8")).get("outputs", [])
+        except (OSError, ValueError, AttributeError):
+            return
+        out = self.work_dir.parent
+        gone = [Path(str(n)).name for n in names if (out / Path(str(n)).name).is_file()]
+        if gone:
+            logger.warning(
+                "removing %d output file(s) of that unfinished run from %s", len(gone), out
+            )
+        for name in gone:
+            (out / name).unlink()
 
     def _names(self) -> list[str]:
         if not self.chunk_dir.is_dir():
@@ -1055,7 +1079,7 @@ def predict_to_files(
                     if plan is not None:
                         assert genome is not None
                         _verify_tiles(store, plan, genome, engine.margin)
-                except (JobLockedError, ValueError) as err:
+                except Exception as err:  # noqa: BLE001 - every rank must hear of it
                     error = err
             _agree(dist, settings_hash, error)
             dist.barrier()
@@ -1137,6 +1161,16 @@ def _finish(
     """Assemble the outputs from the chunks, write the settings last, remove the work (rank 0)."""
     geometry, indices, identifiers = arrays
     format = resolved_settings["format"]
+    if format == "bigwig":
+        store.record_outputs(
+            [
+                bigwig_name(h, i, identifiers[h][k] if h in identifiers else None)
+                for h, idx in indices.items()
+                for k, i in enumerate(idx)
+            ]
+        )
+    else:
+        store.record_outputs([f"predictions.{format}"])
     # ---- assemble (rank 0) ------------------------------------------------------------
     if plan is not None:
         assert genome is not None
