@@ -435,6 +435,26 @@ def test_score_second_run_refused_then_resumes_byte_identical(
     assert settings["metadata"]["model"]["fingerprint"] == fingerprint
 
 
+def test_score_runs_with_their_own_work_dirs_still_exclude_each_other(
+    weights, fasta, vcf, tmp_path
+):
+    out = tmp_path / "scores.tsv"
+    argv = [*score_argv(weights, fasta, vcf, out, "0"), "--work-dir", tmp_path / "w2"]
+    with JobLock(tmp_path, name=".scores.tsv.lock", transient=True):  # a run using work dir w1
+        code, line = cli(*argv)
+        assert code == 2 and f"--out {out} is in use by another run (pid {os.getpid()}" in line
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".scores.tsv.lock", "genome",
+                                                              "variants.vcf"]  # fmt: skip
+    assert cli(*argv)[0] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "genome",
+        "scores.settings.json",
+        "scores.skipped.tsv",
+        "scores.tsv",
+        "variants.vcf",
+    ]
+
+
 def test_score_shards_cooperate_and_plain_runs_wait(weights, fasta, vcf, tmp_path):
     model = load_pretrained(weights)
     options = dict(stats="SAD", tracks=[0, 3], chunk_size=2, progress=False)

@@ -363,6 +363,11 @@ class JobLock:
         ``(k, n)``, 0-based: this process is shard ``k`` of ``n`` of one run.
     what : str, optional
         How the refusal message names the output the user chose (e.g. ``'--out pred/'``).
+    name : str, optional
+        Name of the lock file in ``directory`` (default :data:`LOCK_NAME`).
+    transient : bool, optional
+        Remove the lock file when a plain run releases it (for a lock that sits beside
+        outputs rather than inside a job directory).
 
     Attributes
     ----------
@@ -376,8 +381,12 @@ class JobLock:
         *,
         shard: tuple[int, int] | None = None,
         what: str | None = None,
+        name: str = LOCK_NAME,
+        transient: bool = False,
     ) -> None:
         self.directory = Path(directory)
+        self.name = name
+        self.transient = transient
         self.shard = shard
         self.what = what or str(self.directory)
         self.created: Path | None = None
@@ -386,11 +395,11 @@ class JobLock:
     @property
     def path(self) -> Path:
         """The lock file."""
-        return self.directory / LOCK_NAME
+        return self.directory / self.name
 
     def _shard_path(self) -> Path:
         assert self.shard is not None
-        return self.directory / f"{LOCK_NAME}.shard-{self.shard[0] + 1}-of-{self.shard[1]}"
+        return self.directory / f"{self.name}.shard-{self.shard[0] + 1}-of-{self.shard[1]}"
 
     @property
     def held(self) -> bool:
@@ -405,7 +414,7 @@ class JobLock:
         )
 
     def _live_shards(self) -> list[dict[str, Any] | None]:
-        found = [_read_info(p) for p in sorted(self.directory.glob(f"{LOCK_NAME}.shard-*"))]
+        found = [_read_info(p) for p in sorted(self.directory.glob(f"{self.name}.shard-*"))]
         return [info for info in found if info is not None and _alive(info)]
 
     def acquire(self) -> JobLock:
@@ -451,7 +460,7 @@ class JobLock:
         if self.shard is None:
             yield
             return
-        fd = _lock_fd(self.directory / f"{LOCK_NAME}.setup", exclusive=True, blocking=True)
+        fd = _lock_fd(self.directory / f"{self.name}.setup", exclusive=True, blocking=True)
         try:
             yield
         finally:
@@ -474,6 +483,9 @@ class JobLock:
                 self._shard_path().unlink()
         elif self.shard is None and discard and self.created is not None:
             shutil.rmtree(self.created, ignore_errors=True)
+        elif self.shard is None and self.transient:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
         for fd in reversed(self._fds):
             os.close(fd)
         self._fds.clear()

@@ -44,7 +44,9 @@ The work directory is claimed with a :class:`~enformer.io.jobs.JobLock` before a
 touched and held for the run's lifetime; a second run into the same output (work directory)
 while the first is alive is refused with :class:`~enformer.io.jobs.JobLockedError`, and a
 run that fails on its inputs removes the directories it created. The operating system frees
-the lock of a killed process, so the next run resumes.
+the lock of a killed process, so the next run resumes. A run given its own ``work_dir`` also
+locks ``.<out name>.lock`` beside the output (removed afterwards), so that runs with different
+work directories cannot write one output at once either.
 
 Several processes or devices
 ----------------------------
@@ -1247,12 +1249,15 @@ def write_scores(
             "genome": genome_fingerprint(genome_obj),
             "chunk_size": int(chunk_size),
         }
-        lock = JobLock(
-            Path(work_dir) if work_dir is not None else out.with_name(out.name + _WORK_SUFFIX),
-            shard=shard,
-            what=f"--out {out}",
-        ).acquire()
+        default_work = out.with_name(out.name + _WORK_SUFFIX)
+        lock = JobLock(work_dir or default_work, shard=shard, what=f"--out {out}").acquire()
+        out_lock: JobLock | None = None
         try:
+            if shard is None and Path(work_dir or default_work) != default_work:
+                # Runs with their own work directories must still not write one --out at once.
+                out_lock = JobLock(
+                    out.parent, what=f"--out {out}", name=f".{out.name}.lock", transient=True
+                ).acquire()
             work = _WorkDir(lock, settings, resume, sharded=shard is not None)
             n_chunks, computed, reused = _compute_chunks(
                 model, variants, genome_obj, plan, work, predictor, int(chunk_size), shard, progress
@@ -1260,7 +1265,10 @@ def write_scores(
         except BaseException as err:
             # A run that failed on its inputs, or before finishing a chunk, leaves nothing.
             bad_input = isinstance(err, ValueError | LookupError)
-            lock.release(discard=bad_input or not any(lock.directory.glob("chunk_*.npz")))
+            discard = bad_input or not any(lock.directory.glob("chunk_*.npz"))
+            if out_lock is not None:
+                out_lock.release(discard=discard)
+            lock.release(discard=discard)
             raise
     finally:
         if opened:
@@ -1301,6 +1309,8 @@ def write_scores(
         return summary
     finally:
         lock.release()
+        if out_lock is not None:
+            out_lock.release()
 
 
 def _compute_chunks(
