@@ -312,13 +312,14 @@ def _lock_fd(path: Path, exclusive: bool, blocking: bool = False) -> int | None:
 
 
 def _holder_info(shard: tuple[int, int] | None) -> bytes:
+    """Who holds a lock: pid, host, start time (UTC) and command line."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    command = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]) if sys.argv else ""
     info = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
-        "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "command": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[
-            :300
-        ],
+        "started": now.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "command": command[:300],
     }
     if shard is not None:
         info["shard"] = f"{shard[0] + 1}/{shard[1]}"
