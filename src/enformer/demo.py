@@ -676,6 +676,7 @@ def run_demo(
             track_sheet=sheet,
             progress=progress,
             settings={"demo": True, "weights": weights},
+            overwrite=True,  # the demo's own folder: a new demo replaces the previous one
         )
         t_predict = time.perf_counter() - t
         bigwigs = [f.path for f in written.files if f.format == "bigwig"]

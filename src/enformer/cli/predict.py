@@ -27,8 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "Predict tracks and write them as one BigWig per track (genomic inputs) or as "
             "HDF5/NPZ arrays with coordinates. Long regions and whole chromosomes are tiled so "
             "that output bins abut exactly; chromosome ends are padded with N. A killed run "
-            "resumes where it stopped when the same command is run again. Launch with "
-            "`torchrun --nproc_per_node=N -m enformer predict ...` to share the work among "
+            "resumes where it stopped when the same command is run again (finished tiles are "
+            "checked against the genome's bases and recomputed if the FASTA changed). One run "
+            "at a time per --out: a second run into a folder that a live run is writing is "
+            "refused (exit 2). A folder holding the finished outputs of a run with other "
+            "settings is refused unless --overwrite is given, which removes them first. Launch "
+            "with `torchrun --nproc_per_node=N -m enformer predict ...` to share the work among "
             "processes."
         ),
     )
@@ -62,6 +66,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--targets", metavar="SHEET", help="track sheet file, or folder holding targets_{head}.txt"
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the outputs of an earlier run with other settings found in --out (the "
+        "files its enformer_predict.json lists are removed); without it such a folder is refused",
+    )
     p.add_argument(
         "--format",
         choices=["bigwig", "h5", "npz"],
@@ -239,6 +249,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             align=args.align,
             progress=not args.quiet,
             settings=settings,
+            overwrite=args.overwrite,
         )
     finally:
         if genome is not None:

@@ -28,8 +28,11 @@ Statistics (R, A = ref, alt predictions; sums over bins):
 The output format follows --out's suffix: .parquet, .tsv[.gz] (tidy: one row per variant x
 track; --wide for a column per track), .h5 (basenji's sad.h5 layout) or .vcf[.gz] (the input
 VCF with INFO fields ENFORMER_<STAT>_T<track>). Skipped variants go to <out>.skipped.tsv and
-the resolved settings and formulas to <out>.settings.json. An interrupted run restarts where
-it left off when run again with the same settings."""
+the resolved settings and formulas to <out>.settings.json (written last: it is present only
+beside complete outputs). An interrupted run restarts where it left off when run again with the
+same settings; finished chunks are checked against the genome's bases and recomputed if the
+FASTA changed. One run at a time per --out: a second run while the first is alive is refused
+(exit 2) and touches nothing; --shard runs of one job may run side by side."""
 
 # Lets "--shifts -1,0,1" through: argparse would otherwise take "-1,0,1" for an option.
 _NEGATIVE_NUMBERS = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+(,-?\d+)+$")

@@ -39,6 +39,7 @@ import torch
 
 from ..data.genome import Genome, GenomeWarning, Interval
 from ..data.sequence import one_hot
+from ..io.jobs import sequence_digest
 from ..model.geometry import OutputGeometry
 from .predict import Engine, progress_bar
 
@@ -48,6 +49,7 @@ __all__ = [
     "TiledRegion",
     "plan_tiles",
     "predict_tiles",
+    "tile_sequence",
     "whole_chromosomes",
 ]
 
@@ -364,6 +366,7 @@ def predict_tiles(
     *,
     total: int | None = None,
     progress: bool = True,
+    digests: dict[int, str] | None = None,
 ) -> int:
     """Predict tiles chunk by chunk and hand each tile's kept bins to ``writer``.
 
@@ -384,6 +387,10 @@ def predict_tiles(
         Number of tiles, for the progress bar.
     progress : bool, optional
         Show a progress bar.
+    digests : dict, optional
+        If given, ``digests[tile.index]`` is set to the
+        :func:`~enformer.io.jobs.sequence_digest` of the sequence read for each tile before
+        ``writer`` is called for it (resumable jobs store it to detect a replaced genome).
 
     Returns
     -------
@@ -398,11 +405,11 @@ def predict_tiles(
         for tile in tiles:
             batch.append(tile)
             if len(batch) == engine.chunk_size:
-                done += _run_chunk(engine, genome, batch, margin, writer)
+                done += _run_chunk(engine, genome, batch, margin, writer, digests)
                 bar.update(len(batch))
                 batch = []
         if batch:
-            done += _run_chunk(engine, genome, batch, margin, writer)
+            done += _run_chunk(engine, genome, batch, margin, writer, digests)
             bar.update(len(batch))
     finally:
         bar.close()
@@ -421,17 +428,38 @@ def _fetch_padded(genome: Genome, chrom: str, start: int, end: int) -> str:
     return seq
 
 
+def tile_sequence(genome: Genome, tile: Tile, margin: int = 0) -> str:
+    """The bases a tile's window reads, ``margin`` extra on each side, N-padded past the ends.
+
+    Parameters
+    ----------
+    genome : Genome
+        Reference genome.
+    tile : Tile
+        The tile.
+    margin : int, optional
+        Extra bases on each side (``max(|shifts|)``).
+
+    Returns
+    -------
+    str
+        The sequence fed to the model (before one-hot encoding).
+    """
+    return _fetch_padded(genome, tile.chrom, tile.window_start - margin, tile.window_end + margin)
+
+
 def _run_chunk(
     engine: Engine,
     genome: Genome,
     tiles: list[Tile],
     margin: int,
     writer: Callable[[Tile, dict[str, np.ndarray]], None],
+    digests: dict[int, str] | None = None,
 ) -> int:
-    seqs = [
-        _fetch_padded(genome, t.chrom, t.window_start - margin, t.window_end + margin)
-        for t in tiles
-    ]
+    seqs = [tile_sequence(genome, t, margin) for t in tiles]
+    if digests is not None:
+        for t, seq in zip(tiles, seqs, strict=True):
+            digests[t.index] = sequence_digest(seq)
     x = torch.from_numpy(one_hot(seqs).reshape(len(tiles), -1, 4))
     out = engine.run(x)
     for j, tile in enumerate(tiles):

@@ -14,6 +14,29 @@ hash skips the units whose chunks exist; a run with a different hash discards th
 first. Batch size, device, output format and the number of processes do not enter the hash, so
 they may change between a crash and the restart.
 
+The genome enters the hash by path and chromosome names and lengths; its bases are checked per
+tile: each tile's chunk stores :func:`~enformer.io.jobs.sequence_digest` of the sequence it
+read, and on resume every finished tile is read again from the current FASTA and recomputed
+(with a warning naming how many) if its bases differ, e.g. after the FASTA was replaced.
+
+One run per output
+------------------
+A run claims ``OUT/.work/lock`` (:class:`~enformer.io.jobs.JobLock`) before it touches
+anything in ``OUT`` and holds it until it ends; rank 0 of a ``torchrun`` job claims it for all
+ranks. A second run into the same ``OUT`` while the first is alive is refused with
+:class:`~enformer.io.jobs.JobLockedError` (``enformer predict`` exits with status 2) and
+touches nothing; once the holder has died, however, the next run resumes. A run that fails on
+its inputs, before any unit is finished, removes the directories it created.
+
+Earlier outputs
+---------------
+If ``OUT`` holds the finished outputs of an earlier run (``enformer_predict.json``) with other
+settings (or another format), the run is refused unless ``overwrite=True``
+(``--overwrite``), which removes the files the earlier listing names before starting. With
+the same settings the files are simply written again. In both cases the earlier listing is
+withdrawn at the start and ``enformer_predict.json`` reappears only when every file of the
+new run is in place, so a listing always describes complete files.
+
 Final files
 -----------
 Outputs are assembled from the chunks into temporary names in ``OUT`` and moved into place with
@@ -50,25 +73,32 @@ directory is removed after success.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-import tempfile
-import uuid
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
 
 from ..data.genome import Genome, Interval
 from ..data.sequence import one_hot
+from ..io.jobs import (
+    JobLock,
+    JobLockedError,
+    atomic_path,
+    genome_fingerprint,
+    model_fingerprint,
+    sequence_digest,
+    settings_digest,
+    write_json_atomic,
+)
 from .distributed import DistributedContext
 from .predict import (
     MOSTLY_N,
@@ -80,13 +110,14 @@ from .predict import (
     resolve_strand_pairs,
     resolve_tracks,
 )
-from .tiling import Align, Tile, TilePlan, plan_tiles, predict_tiles
+from .tiling import Align, Tile, TilePlan, plan_tiles, predict_tiles, tile_sequence
 
 __all__ = [
     "FORMATS",
     "ChunkStore",
     "OutputFile",
     "PredictionFiles",
+    "atomic_path",
     "model_fingerprint",
     "predict_to_files",
 ]
@@ -99,54 +130,11 @@ FORMATS: tuple[str, ...] = ("bigwig", "h5", "npz")
 
 SETTINGS_NAME = "enformer_predict.json"
 WORK_NAME = ".work"
-_CHUNK_VERSION = 1
+_CHUNK_VERSION = 2  # 2: every genomic chunk carries the digest of the sequence it read
+INPUT_DIGEST_KEY = "__input_digest__"
+"""Member of a chunk file holding :func:`~enformer.io.jobs.sequence_digest` of its input."""
 # BigWig files open at once while assembling (one per track); more tracks take more passes.
 _BIGWIG_GROUP = 128
-
-
-# --------------------------------------------------------------------------------------
-# Atomic files
-# --------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; move it into place if the block succeeds.
-
-    Parameters
-    ----------
-    final : pathlib.Path
-        Where the file should end up.
-
-    Yields
-    ------
-    pathlib.Path
-        A fresh temporary name in the same directory (hidden, ``.tmp-`` in its name). It is
-        deleted if the block raises.
-    """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        yield tmp
-        with contextlib.suppress(OSError):
-            _fsync(tmp)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------------------
@@ -187,23 +175,24 @@ class ChunkStore:
             Number of chunks kept from an earlier run.
         """
         stale = False
-        if self.work_dir.exists():
+        if self.manifest.exists() or self.chunk_dir.exists():
             try:
                 found = json.loads(self.manifest.read_text(encoding="utf-8"))
                 stale = found.get("settings_hash") != self.settings_hash
             except (OSError, ValueError):
                 stale = True
             if stale:
-                n_old = len(self._names())
                 logger.warning(
                     "%s holds %d chunk(s) of a run with other settings; discarding them",
                     self.work_dir,
-                    n_old,
+                    len(self._names()),
                 )
-                shutil.rmtree(self.work_dir)
+                self._remove_unfinished_outputs()
+                shutil.rmtree(self.chunk_dir, ignore_errors=True)
+                self.manifest.unlink(missing_ok=True)
         self.chunk_dir.mkdir(parents=True, exist_ok=True)
         if stale or not self.manifest.exists():
-            _write_json_atomic(
+            write_json_atomic(
                 self.manifest,
                 {
                     "settings_hash": self.settings_hash,
@@ -215,6 +204,29 @@ class ChunkStore:
         if kept:
             logger.info("resuming: %d finished unit(s) found in %s", kept, self.chunk_dir)
         return kept
+
+    def record_outputs(self, names: Sequence[str]) -> None:
+        """Note in the manifest the files about to be assembled (names in ``OUT``).
+
+        Should the run die while assembling, a later run with other settings removes them:
+        without ``enformer_predict.json`` they belong to no finished run.
+        """
+        found = json.loads(self.manifest.read_text(encoding="utf-8"))
+        write_json_atomic(self.manifest, {**found, "outputs": list(names)})
+
+    def _remove_unfinished_outputs(self) -> None:
+        try:
+            names = json.loads(self.manifest.read_text(encoding="utf-8")).get("outputs", [])
+        except (OSError, ValueError, AttributeError):
+            return
+        out = self.work_dir.parent
+        gone = [Path(str(n)).name for n in names if (out / Path(str(n)).name).is_file()]
+        if gone:
+            logger.warning(
+                "removing %d output file(s) of that unfinished run from %s", len(gone), out
+            )
+        for name in gone:
+            (out / name).unlink()
 
     def _names(self) -> list[str]:
         if not self.chunk_dir.is_dir():
@@ -244,17 +256,8 @@ class ChunkStore:
         arrays : mapping of str to numpy.ndarray
             Per head, the unit's values.
         """
-        final = self.path(unit)
-        fd, name = tempfile.mkstemp(dir=self.chunk_dir, prefix=f".{final.stem}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(name, final)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        with atomic_path(self.path(unit)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **{k: np.ascontiguousarray(v) for k, v in arrays.items()})
 
     def load(self, unit: int) -> dict[str, np.ndarray]:
         """Read one unit's arrays.
@@ -282,6 +285,21 @@ class ChunkStore:
             raise ValueError(
                 f"chunk {path} is unreadable ({err}); delete it and run again to redo it"
             ) from err
+
+    def input_digest(self, unit: int) -> str | None:
+        """The input digest stored with a unit's chunk (``None`` if absent or unreadable)."""
+        try:
+            with np.load(self.path(unit)) as data:
+                if INPUT_DIGEST_KEY not in data.files:
+                    return None
+                return str(data[INPUT_DIGEST_KEY].reshape(-1)[0])
+        except (OSError, ValueError, zipfile.BadZipFile):
+            return None
+
+    def discard(self, units: Sequence[int]) -> None:
+        """Delete the chunks of ``units`` (they will be computed again)."""
+        for unit in units:
+            self.path(unit).unlink(missing_ok=True)
 
     def remove(self) -> None:
         """Delete the work directory."""
@@ -370,41 +388,6 @@ class PredictionFiles:
         d = asdict(self)
         d["files"] = [f.to_dict() for f in self.files]
         return d
-
-
-# --------------------------------------------------------------------------------------
-# Hashing
-# --------------------------------------------------------------------------------------
-
-
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """Hash of a model's configuration and every tensor of its state dict.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The model.
-
-    Returns
-    -------
-    str
-        Hex digest (BLAKE2b, 16 bytes).
-    """
-    h = hashlib.blake2b(digest_size=16)
-    config = getattr(model, "config", None)
-    if config is not None and hasattr(config, "to_json"):
-        h.update(config.to_json().encode())
-    for name, tensor in model.state_dict().items():
-        t = tensor.detach().cpu().contiguous().reshape(-1)
-        h.update(name.encode())
-        h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def _digest(data: Any) -> str:
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 # --------------------------------------------------------------------------------------
@@ -783,6 +766,141 @@ def _assemble_sequences(
 # --------------------------------------------------------------------------------------
 
 
+class _Arrays(NamedTuple):
+    """Geometry and columns of the output arrays."""
+
+    geometry: OutputGeometry
+    indices: dict[str, list[int]]
+    identifiers: dict[str, list[str]]
+
+
+def _previous_outputs(out: Path, settings_hash: str, fmt: str, overwrite: bool) -> None:
+    """Deal with the finished outputs of an earlier run in ``out`` (called under the lock).
+
+    The same settings: the earlier listing is withdrawn (this run writes the same files
+    again). Other settings: refused unless ``overwrite``; then the files the earlier run
+    listed are removed, with a warning. Either way ``enformer_predict.json`` is written again
+    only once every file of this run is in place.
+    """
+    listing = out / SETTINGS_NAME
+    if not listing.exists():
+        return
+    try:
+        earlier = json.loads(listing.read_text(encoding="utf-8"))
+        files = [Path(str(f["path"])).name for f in earlier.get("files", [])]
+        same = (
+            earlier["settings"].get("settings_hash") == settings_hash
+            and earlier["settings"].get("format") == fmt
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        files, same = [], False
+    if not same:
+        if not overwrite:
+            raise ValueError(
+                f"{out} holds the outputs of an earlier run with other settings ({len(files)} "
+                f"file(s) listed in {SETTINGS_NAME}); choose another --out, or pass --overwrite "
+                "(overwrite=True) to replace them"
+            )
+        gone = [name for name in files if (out / name).is_file()]
+        logger.warning(
+            "--overwrite: removing %d file(s) of an earlier run with other settings from %s",
+            len(gone),
+            out,
+        )
+        for name in gone:
+            (out / name).unlink()
+    listing.unlink()
+
+
+def _claim(
+    lock: JobLock, store: ChunkStore, out: Path, fmt: str, overwrite: bool, n_units: int
+) -> None:
+    """Take the run lock on ``OUT/.work``, then settle earlier outputs and chunks (rank 0)."""
+    lock.acquire()
+    _previous_outputs(out, store.settings_hash, fmt, overwrite)
+    store.prepare({"units": n_units})
+
+
+def _verify_tiles(store: ChunkStore, plan: TilePlan, genome: Genome, margin: int) -> None:
+    """Discard finished tiles whose stored sequence digest differs from the genome's bases."""
+    stale = [
+        u
+        for u in sorted(store.done())
+        if u < len(plan)
+        and store.input_digest(u) != sequence_digest(tile_sequence(genome, plan.tile(u), margin))
+    ]
+    if stale:
+        logger.warning(
+            "%d finished tile(s) in %s were computed from other genome bases than %s now "
+            "holds (was the FASTA replaced?); computing them again",
+            len(stale),
+            store.chunk_dir,
+            genome.path,
+        )
+        store.discard(stale)
+
+
+def _agree(dist: DistributedContext, settings_hash: str, error: Exception | None) -> None:
+    """Raise on every rank if rank 0 could not claim the directory or the settings differ."""
+    main_hash, kind, message = dist.broadcast(
+        (settings_hash, type(error).__name__ if error else None, str(error) if error else None)
+    )
+    if error is not None:
+        raise error
+    if message is not None:
+        raise (JobLockedError if kind == "JobLockedError" else ValueError)(message)
+    if main_hash != settings_hash:
+        raise ValueError(
+            f"rank {dist.rank} computed other settings than rank 0 (different weights, genome "
+            "or arguments per process?)"
+        )
+
+
+def _predict_units(
+    engine: Engine,
+    store: ChunkStore,
+    mine: list[int],
+    plan: TilePlan | None,
+    genome: Genome | None,
+    seq_list: list[tuple[str, str]],
+    show: bool,
+) -> None:
+    """Predict this rank's units into the chunk store."""
+    with engine:
+        if plan is not None:
+            assert genome is not None
+            digests: dict[int, str] = {}
+
+            def save(tile: Tile, arrays: dict[str, np.ndarray]) -> None:
+                digest = np.array(digests.pop(tile.index))
+                store.save(tile.index, {**arrays, INPUT_DIGEST_KEY: digest})
+
+            predict_tiles(
+                engine,
+                genome,
+                (plan.tile(u) for u in mine),
+                save,
+                total=len(mine),
+                progress=show,
+                digests=digests,
+            )
+            return
+        bar = progress_bar(len(mine), "sequences", show)
+        try:
+            for lo in range(0, len(mine), engine.chunk_size):
+                part = mine[lo : lo + engine.chunk_size]
+                x = one_hot([seq_list[u][1] for u in part], ambiguous="n")
+                x_t = torch.from_numpy(x.reshape(len(part), -1, 4))
+                if engine.margin:
+                    x_t = torch.nn.functional.pad(x_t, (0, 0, engine.margin, engine.margin))
+                result = engine.run(x_t)
+                for j, u in enumerate(part):
+                    store.save(u, {h: v[j] for h, v in result.items()})
+                bar.update(len(part))
+        finally:
+            bar.close()
+
+
 def predict_to_files(
     model: torch.nn.Module,
     out_dir: str | os.PathLike[str],
@@ -804,6 +922,7 @@ def predict_to_files(
     progress: bool = True,
     settings: Mapping[str, Any] | None = None,
     distributed: DistributedContext | None = None,
+    overwrite: bool = False,
 ) -> PredictionFiles:
     """Predict genomic regions or sequences and write the results to files.
 
@@ -841,6 +960,10 @@ def predict_to_files(
     distributed : DistributedContext, optional
         Process group membership; default :meth:`DistributedContext.from_env`, so a run
         under ``torchrun`` shards the units over the processes.
+    overwrite : bool, optional
+        Replace the outputs of an earlier finished run with other settings found in
+        ``out_dir`` (the files its ``enformer_predict.json`` lists are removed). Without it
+        such a directory is refused.
 
     Returns
     -------
@@ -851,7 +974,10 @@ def predict_to_files(
     ------
     ValueError
         On bad input: neither or both of ``regions``/``sequences``, an unknown format, BigWig
-        for sequences, unknown chromosomes or tracks, regions outside their chromosome.
+        for sequences, unknown chromosomes or tracks, regions outside their chromosome; and
+        when ``out_dir`` holds the outputs of a run with other settings (see ``overwrite``).
+    JobLockedError
+        When another live run is writing into ``out_dir`` (nothing of it is touched).
     """
     if (regions is None) == (sequences is None):
         raise ValueError("give exactly one of regions= or sequences=")
@@ -893,7 +1019,10 @@ def predict_to_files(
         work: dict[str, Any] = {
             "kind": "regions",
             "plan": plan.to_dict(),
-            "genome": {"path": str(Path(genome.path).resolve()), "chrom_sizes": _digest(sizes)},
+            "genome": {
+                "path": str(Path(genome.path).resolve()),
+                "chromosomes": genome_fingerprint(genome),
+            },
         }
     else:
         assert sequences is not None
@@ -911,7 +1040,7 @@ def predict_to_files(
         work = {
             "kind": "sequences",
             "input_length": geometry.input_length,
-            "sequences": _digest(seq_list),
+            "sequences": settings_digest(seq_list),
         }
 
     owns_group = distributed is None
@@ -934,7 +1063,7 @@ def predict_to_files(
                 "model": model_fingerprint(model),
                 "tracks": indices,
                 "strand_pairs": {
-                    h: None if p is None else _digest(p.tolist()) for h, p in pairs.items()
+                    h: None if p is None else settings_digest(p.tolist()) for h, p in pairs.items()
                 },
                 "rc": engine.rc,
                 "shifts": list(engine.shifts),
@@ -942,62 +1071,43 @@ def predict_to_files(
                 "chunk_version": _CHUNK_VERSION,
             }
         )
-        settings_hash = _digest(work)
+        settings_hash = settings_digest(work)
         store = ChunkStore(out / WORK_NAME, settings_hash)
-
-        # ---- agree on the work directory ----------------------------------------------------
-        if dist.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            store.prepare({"units": n_units})
-        main_hash = dist.broadcast(settings_hash)
-        if main_hash != settings_hash:
-            raise ValueError(
-                f"rank {dist.rank} computed other settings than rank 0 (different weights, genome "
-                "or arguments per process?)"
-            )
-        dist.barrier()
-        done = store.done()
-        dist.barrier()  # nobody writes a chunk before every rank has listed the finished ones
-        remaining = [u for u in range(n_units) if u not in done]
-        mine = dist.shard(remaining)
-        logger.info(
-            "rank %d/%d: %d of %d unit(s) to predict (%d finished earlier)",
-            dist.rank,
-            dist.world_size,
-            len(mine),
-            n_units,
-            len(done),
-        )
-        show = progress and dist.is_main
-
-        # ---- predict ----------------------------------------------------------------------
-        with engine:
-            if plan is not None:
-                assert genome is not None
-                predict_tiles(
-                    engine,
-                    genome,
-                    (plan.tile(u) for u in mine),
-                    lambda tile, arrays: store.save(tile.index, arrays),
-                    total=len(mine),
-                    progress=show,
-                )
-            else:
-                bar = progress_bar(len(mine), "sequences", show)
+        lock = JobLock(out / WORK_NAME, what=f"output directory {out}")
+        ok = False
+        try:
+            # ---- claim and agree on the work directory (rank 0 claims; the others follow)
+            error: Exception | None = None
+            if dist.is_main:
                 try:
-                    for lo in range(0, len(mine), engine.chunk_size):
-                        part = mine[lo : lo + engine.chunk_size]
-                        x = one_hot([seq_list[u][1] for u in part], ambiguous="n")
-                        x_t = torch.from_numpy(x.reshape(len(part), -1, 4))
-                        if engine.margin:
-                            x_t = torch.nn.functional.pad(x_t, (0, 0, engine.margin, engine.margin))
-                        result = engine.run(x_t)
-                        for j, u in enumerate(part):
-                            store.save(u, {h: v[j] for h, v in result.items()})
-                        bar.update(len(part))
-                finally:
-                    bar.close()
-        dist.barrier()
+                    _claim(lock, store, out, format, overwrite, n_units)
+                    if plan is not None:
+                        assert genome is not None
+                        _verify_tiles(store, plan, genome, engine.margin)
+                except Exception as err:  # noqa: BLE001 - every rank must hear of it
+                    error = err
+            _agree(dist, settings_hash, error)
+            dist.barrier()
+            done = store.done()
+            dist.barrier()  # nobody writes a chunk before every rank has listed the finished ones
+            remaining = [u for u in range(n_units) if u not in done]
+            mine = dist.shard(remaining)
+            logger.info(
+                "rank %d/%d: %d of %d unit(s) to predict (%d finished earlier)",
+                dist.rank,
+                dist.world_size,
+                len(mine),
+                n_units,
+                len(done),
+            )
+            _predict_units(engine, store, mine, plan, genome, seq_list, progress and dist.is_main)
+            dist.barrier()
+            ok = True
+        finally:
+            if not ok:
+                # A run that failed on its inputs (or before finishing any unit) leaves nothing.
+                failed_early = not store.done()
+                lock.release(discard=failed_early)
         if engine.mostly_n:
             logger.warning(
                 "%d of %d predicted window(s) are more than %d%% N: their predictions reflect "
@@ -1020,8 +1130,6 @@ def predict_to_files(
         )
         if not dist.is_main:
             return result
-
-        # ---- assemble (rank 0) ------------------------------------------------------------
         resolved_settings: dict[str, Any] = {
             **(dict(settings) if settings else {}),
             "format": format,
@@ -1040,39 +1148,74 @@ def predict_to_files(
             "settings_hash": settings_hash,
         }
         if plan is not None:
-            assert genome is not None
-            sizes = genome.chrom_sizes
             resolved_settings["align"] = align
-            resolved_settings["genome"] = str(genome.path)
-            resolved_settings["regions"] = plan.to_dict()["regions"]
-            labels = [r.label() for r in plan.regions]
-            if format == "bigwig":
-                files = _assemble_bigwig(out, store, plan, sizes, indices, identifiers, progress)
-            else:
-                final = out / f"predictions.{format}"
-                assemble = _assemble_h5_regions if format == "h5" else _assemble_npz_regions
-                assemble(
-                    final, store, plan, sizes, indices, identifiers, resolved_settings, progress
-                )
-                files = [_array_file_entry(final, format, indices, identifiers, labels)]
-        else:
-            names = [name for name, _ in seq_list]
-            resolved_settings["sequences"] = names
-            final = out / f"predictions.{format}"
-            _assemble_sequences(
-                final, format, store, names, geometry, indices, identifiers, resolved_settings
+        arrays = _Arrays(geometry, indices, identifiers)
+        try:
+            return _finish(
+                result, out, store, plan, genome, seq_list, arrays, progress, resolved_settings
             )
-            files = [_array_file_entry(final, format, indices, identifiers, names)]
-        settings_path = out / SETTINGS_NAME
-        _write_json_atomic(
-            settings_path,
-            {"settings": resolved_settings, "files": [f.to_dict() for f in files]},
-        )
-        store.remove()
-        result.files = files
-        result.settings_path = str(settings_path)
-        logger.info("wrote %d file(s) to %s", len(files), out)
-        return result
+        finally:
+            lock.release()
     finally:
         if owns_group:
             dist.close()
+
+
+def _finish(
+    result: PredictionFiles,
+    out: Path,
+    store: ChunkStore,
+    plan: TilePlan | None,
+    genome: Genome | None,
+    seq_list: list[tuple[str, str]],
+    arrays: _Arrays,
+    progress: bool,
+    resolved_settings: dict[str, Any],
+) -> PredictionFiles:
+    """Assemble the outputs from the chunks, write the settings last, remove the work (rank 0)."""
+    geometry, indices, identifiers = arrays
+    format = resolved_settings["format"]
+    if format == "bigwig":
+        store.record_outputs(
+            [
+                bigwig_name(h, i, identifiers[h][k] if h in identifiers else None)
+                for h, idx in indices.items()
+                for k, i in enumerate(idx)
+            ]
+        )
+    else:
+        store.record_outputs([f"predictions.{format}"])
+    # ---- assemble (rank 0) ------------------------------------------------------------
+    if plan is not None:
+        assert genome is not None
+        sizes = genome.chrom_sizes
+        resolved_settings["genome"] = str(genome.path)
+        resolved_settings["regions"] = plan.to_dict()["regions"]
+        labels = [r.label() for r in plan.regions]
+        if format == "bigwig":
+            files = _assemble_bigwig(out, store, plan, sizes, indices, identifiers, progress)
+        else:
+            final = out / f"predictions.{format}"
+            assemble = _assemble_h5_regions if format == "h5" else _assemble_npz_regions
+            assemble(
+                final, store, plan, sizes, indices, identifiers, resolved_settings, progress
+            )
+            files = [_array_file_entry(final, format, indices, identifiers, labels)]
+    else:
+        names = [name for name, _ in seq_list]
+        resolved_settings["sequences"] = names
+        final = out / f"predictions.{format}"
+        _assemble_sequences(
+            final, format, store, names, geometry, indices, identifiers, resolved_settings
+        )
+        files = [_array_file_entry(final, format, indices, identifiers, names)]
+    settings_path = out / SETTINGS_NAME
+    write_json_atomic(
+        settings_path,
+        {"settings": resolved_settings, "files": [f.to_dict() for f in files]},
+    )
+    store.remove()  # the lock file goes with it; the lock is still held until released
+    result.files = files
+    result.settings_path = str(settings_path)
+    logger.info("wrote %d file(s) to %s", len(files), out)
+    return result

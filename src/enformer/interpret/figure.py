@@ -102,7 +102,7 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 150) ->
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in ("png", "svg", "pdf"):
         raise ValueError(f"unknown figure format {path.suffix!r}; use .png, .svg or .pdf")
-    from ..inference.writers import atomic_path
+    from ..io.jobs import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..inference.writers import atomic_path
+from ..io.jobs import atomic_path
 
 __all__ = ["read_arrays", "write_arrays", "write_bigwig"]
 

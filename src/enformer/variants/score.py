@@ -29,30 +29,46 @@ Resuming
 :func:`write_scores` reads the input in chunks of ``chunk_size`` records (variants and skipped
 alleles, in input order). Each finished chunk is written atomically (temporary file, then
 :func:`os.replace`) to a work directory together with a hash of every setting that affects the
-numbers. A killed run started again with the same settings skips the finished chunks and goes
-on; the final files are assembled from the chunks in order, written to temporary names and
-moved into place with :func:`os.replace`, so no row is lost or duplicated.
+numbers (the input file enters by the digest of its bytes, the genome by its chromosome names
+and lengths). Each chunk also stores :func:`windows_digest` of the genome windows it was
+computed from; on resume the windows are built again from the current genome and a chunk whose
+bases differ (a FASTA replaced at the same path) is computed again, with a warning. A killed
+run started again with the same settings skips the finished chunks and goes on; the final
+files are assembled from the chunks in order, written to temporary names and moved into place
+with :func:`os.replace`, so no row is lost or duplicated. ``<stem>.settings.json`` is removed
+before and written after the outputs, so it only ever describes complete files.
+
+One run per output
+------------------
+The work directory is claimed with a :class:`~enformer.io.jobs.JobLock` before anything in it is
+touched and held for the run's lifetime; a second run into the same output (work directory)
+while the first is alive is refused with :class:`~enformer.io.jobs.JobLockedError`, and a
+run that fails on its inputs removes the directories it created. The operating system frees
+the lock of a killed process, so the next run resumes. A run given its own ``work_dir`` also
+locks ``.<out name>.lock`` beside the output (removed afterwards), so that runs with different
+work directories cannot write one output at once either.
 
 Several processes or devices
 ----------------------------
 The same chunk files let ``n`` processes share one input: process ``k`` of ``n`` (``shard=(k,
 n)``, e.g. one per GPU with its own ``device``) computes the chunks ``i`` with ``i % n == k``
 into a common ``work_dir``; a final run without ``shard`` finds every chunk done and only
-assembles the outputs.
+assembles the outputs. Shards hold the lock shared (they run side by side), each shard's own
+lock exclusively (the same shard cannot run twice); the final run is refused while a shard is
+alive, and a shard is refused while a plain run is.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import io
 import json
 import logging
 import os
 import re
-import shutil
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +90,16 @@ from ..inference.predict import (
     resolve_strand_pairs,
     resolve_tracks,
 )
+from ..io.jobs import (
+    JobLock,
+    atomic_path,
+    file_fingerprint,
+    genome_fingerprint,
+    model_fingerprint,
+    sequence_digest,
+    settings_digest,
+    write_bytes_atomic,
+)
 from .io import Record, SkippedVariant, Variant, chunked, detect_format, iter_records
 from .scores import SCORE_FORMULAS, TSSIndex, center_bins, compute_scores, resolve_stats
 from .sequences import (
@@ -93,6 +119,7 @@ __all__ = [
     "output_format",
     "predict_alleles",
     "score_variants",
+    "windows_digest",
     "write_scores",
 ]
 
@@ -296,22 +323,6 @@ class _Plan:
         return [f"t{i}" for i in self.tracks]
 
 
-def _model_fingerprint(model: torch.nn.Module) -> str:
-    """Cheap digest of the weights: name, shape, sum and sum of squares of every tensor."""
-    digest = hashlib.sha256()
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            t = tensor.detach()
-            digest.update(name.encode())
-            digest.update(str(tuple(t.shape)).encode())
-            if t.is_floating_point():
-                t64 = t.double()
-                digest.update(np.array([t64.sum().item(), (t64 * t64).sum().item()]).tobytes())
-            else:
-                digest.update(str(t.sum().item()).encode())
-    return digest.hexdigest()[:16]
-
-
 def _load_sheet(track_sheet: TrackSheet | str | os.PathLike[str] | None, head: str) -> Any:
     if track_sheet is None or isinstance(track_sheet, TrackSheet):
         return track_sheet
@@ -429,7 +440,7 @@ def _make_plan(
         "model": {
             "description": config.description,
             "config": config.to_dict(),
-            "fingerprint": _model_fingerprint(model),
+            "fingerprint": model_fingerprint(model),
         },
         "geometry": {
             "input_length": geometry.input_length,
@@ -501,6 +512,9 @@ class ScoreChunk:
         Per skipped record: ``line, chrom, pos, id, ref, alt, alt_index, reason``.
     n_records : int
         Input records (variants and skipped alleles) the chunk covers.
+    input_digest : str
+        :func:`~enformer.io.jobs.sequence_digest` of the windows the chunk was computed from
+        (see :func:`windows_digest`); empty if unknown.
     """
 
     variants: dict[str, np.ndarray]
@@ -508,6 +522,7 @@ class ScoreChunk:
     scores: dict[str, np.ndarray]
     skipped: dict[str, np.ndarray]
     n_records: int
+    input_digest: str = ""
 
     @property
     def n_variants(self) -> int:
@@ -521,18 +536,17 @@ class ScoreChunk:
 
     def save(self, path: Path) -> None:
         """Write atomically to ``path`` (``.npz``; temporary file, fsync, rename)."""
-        arrays: dict[str, np.ndarray] = {"n_records": np.array(self.n_records)}
+        arrays: dict[str, np.ndarray] = {
+            "n_records": np.array(self.n_records),
+            "input_digest": np.array(self.input_digest),
+        }
         for prefix, group in (("v", self.variants), ("u", self.units), ("x", self.skipped)):
             for key, value in group.items():
                 arrays[f"{prefix}__{key}"] = value
         for key, value in self.scores.items():
             arrays[f"s__{key}"] = value
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: Path) -> ScoreChunk:
@@ -540,12 +554,22 @@ class ScoreChunk:
         with np.load(path, allow_pickle=False) as data:
             groups: dict[str, dict[str, np.ndarray]] = {"v": {}, "u": {}, "x": {}, "s": {}}
             for key in data.files:
-                if key == "n_records":
+                if key in ("n_records", "input_digest"):
                     continue
                 prefix, _, name = key.partition("__")
                 groups[prefix][name] = data[key]
             n_records = int(data["n_records"])
-        return cls(groups["v"], groups["u"], groups["s"], groups["x"], n_records)
+            digest = str(data["input_digest"]) if "input_digest" in data.files else ""
+        return cls(groups["v"], groups["u"], groups["s"], groups["x"], n_records, digest)
+
+    @staticmethod
+    def stored_digest(path: Path) -> str | None:
+        """The ``input_digest`` stored in a chunk file (``None`` if absent or unreadable)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return str(data["input_digest"]) if "input_digest" in data.files else None
+        except (OSError, ValueError, zipfile.BadZipFile):
+            return None
 
 
 def _str_array(values: Iterable[Any]) -> np.ndarray:
@@ -612,6 +636,36 @@ def _score_units(
     return [(compute_scores(ref_pred, alt_pred, plan.stats), None)]
 
 
+def _chunk_windows(records: Sequence[Record], genome: Genome, plan: _Plan) -> AlleleWindows:
+    """The reference and alternative windows of a chunk's variants."""
+    return make_allele_windows(
+        [r for r in records if isinstance(r, Variant)],
+        genome,
+        plan.geometry.input_length,
+        margin=plan.margin,
+        on_ref_mismatch=plan.on_ref_mismatch,  # type: ignore[arg-type]
+        group_span=plan.group_span,
+    )
+
+
+def windows_digest(windows: AlleleWindows) -> str:
+    """Digest of everything a chunk read from the genome: its windows and REF-check skips.
+
+    Parameters
+    ----------
+    windows : AlleleWindows
+        The chunk's windows.
+
+    Returns
+    -------
+    str
+        :func:`~enformer.io.jobs.sequence_digest` of the one-hot reference and alternative
+        windows, their pairing and the skip reasons.
+    """
+    reasons = "\n".join(f"{s.line}:{s.alt_index}:{s.reason}" for s in windows.skipped)
+    return sequence_digest(windows.ref, windows.alt, windows.ref_index, reasons)
+
+
 def _score_chunk(
     model: torch.nn.Module,
     records: Sequence[Record],
@@ -619,16 +673,10 @@ def _score_chunk(
     plan: _Plan,
     predictor: PredictAlleles,
     bar: Any,
+    windows: AlleleWindows | None = None,
 ) -> ScoreChunk:
-    variants = [r for r in records if isinstance(r, Variant)]
-    windows = make_allele_windows(
-        variants,
-        genome,
-        plan.geometry.input_length,
-        margin=plan.margin,
-        on_ref_mismatch=plan.on_ref_mismatch,  # type: ignore[arg-type]
-        group_span=plan.group_span,
-    )
+    if windows is None:
+        windows = _chunk_windows(records, genome, plan)
     n_tracks = len(plan.tracks)
     per_pred = max(1, plan.geometry.n_bins * n_tracks * 4)
     size = max(plan.batch_size, min(64, _PREDICTION_BUDGET // per_pred))
@@ -1028,10 +1076,9 @@ def _stem(path: Path) -> Path:
 
 
 def _input_identity(source: Any) -> Any:
+    """A file input by content (size and digest of its bytes); ``None`` for other inputs."""
     if isinstance(source, str | os.PathLike):
-        path = Path(source).resolve()
-        stat = path.stat()
-        return {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        return file_fingerprint(source)
     return None
 
 
@@ -1046,23 +1093,29 @@ def _count_records(source: Any) -> int | None:
 
 
 class _WorkDir:
-    """Chunk files and the settings hash of one resumable run."""
+    """Chunk files and the settings hash of one resumable run, under its :class:`JobLock`.
+
+    The lock must be held; a shard holds it shared and never deletes chunks (only a run that
+    holds it exclusively discards the chunks of a run with other settings or torn files).
+    """
 
     def __init__(
-        self, path: Path, settings: dict[str, Any], resume: bool, sharded: bool = False
+        self, lock: JobLock, settings: dict[str, Any], resume: bool, sharded: bool = False
     ) -> None:
-        self.path = path
-        text = json.dumps(settings, sort_keys=True, default=str)
-        self.hash = hashlib.sha256(text.encode()).hexdigest()
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.lock = lock
+        self.path = lock.directory
+        self.sharded = sharded
+        self.hash = settings_digest(settings)
         marker = self.path / "settings.json"
-        previous = None
-        if marker.exists():
-            try:
-                previous = json.loads(marker.read_text()).get("hash")
-            except (OSError, ValueError):
-                previous = None
-        if previous != self.hash or not resume:
+        with lock.setup():
+            previous = None
+            if marker.exists():
+                try:
+                    previous = json.loads(marker.read_text()).get("hash")
+                except (OSError, ValueError):
+                    previous = None
+            if previous == self.hash and resume:
+                return
             if sharded and previous is not None:
                 raise ValueError(
                     f"work directory {self.path} holds chunks of a run with other settings (or "
@@ -1076,7 +1129,7 @@ class _WorkDir:
                 )
             for f in self.path.glob("chunk_*"):
                 f.unlink()
-            _write_atomic(
+            write_bytes_atomic(
                 marker,
                 json.dumps(
                     {"hash": self.hash, "settings": settings}, indent=2, default=str
@@ -1087,27 +1140,21 @@ class _WorkDir:
         return self.path / f"chunk_{k:07d}.npz"
 
     def finished(self) -> set[int]:
-        """Indices of the chunks already written (torn temporary files are removed)."""
+        """Indices of the chunks already written (a sole owner removes torn temporary files)."""
         done: set[int] = set()
         for f in self.path.glob("chunk_*"):
-            if f.name.endswith(".tmp"):
-                f.unlink(missing_ok=True)
-            elif f.name.endswith(".npz"):
+            if f.name.endswith(".npz"):
                 done.add(int(f.name[6:-4]))
+            elif not self.sharded:
+                f.unlink(missing_ok=True)
+        if not self.sharded:
+            for f in self.path.glob(".chunk_*.tmp-*"):
+                f.unlink(missing_ok=True)
         return done
 
     def chunks(self, n: int) -> Iterator[ScoreChunk]:
         for k in range(n):
             yield ScoreChunk.load(self.chunk_path(k))
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def write_scores(
@@ -1238,77 +1285,132 @@ def write_scores(
         settings = {
             "metadata": metadata,
             "input": _input_identity(variants)
-            or hashlib.sha256(
-                "\n".join(v if isinstance(v, str) else repr(v) for v in variants).encode()
-            ).hexdigest(),
-            "genome_size": Path(genome_obj.path).stat().st_size,
+            or sequence_digest(
+                "\n".join(v if isinstance(v, str) else repr(v) for v in variants)
+            ),
+            "genome": genome_fingerprint(genome_obj),
             "chunk_size": int(chunk_size),
         }
-        work = _WorkDir(
-            Path(work_dir) if work_dir is not None else out.with_name(out.name + _WORK_SUFFIX),
-            settings,
-            resume,
-            sharded=shard is not None,
-        )
-        done = work.finished()
-        if done:
-            logger.info("resuming: %d finished chunk(s) in %s", len(done), work.path)
-        total = _count_records(variants) if progress else None
-        bar = progress_bar(total, "score", progress, unit="variant")
-        run = _resolve_predictor(predictor)
-        n_chunks = computed = 0
+        default_work = out.with_name(out.name + _WORK_SUFFIX)
+        lock = JobLock(work_dir or default_work, shard=shard, what=f"--out {out}").acquire()
+        out_lock: JobLock | None = None
         try:
-            with _model_on(model, plan.device):
-                for i, block in enumerate(chunked(iter_records(variants), int(chunk_size))):
-                    n_chunks = i + 1
-                    mine = shard is None or i % shard[1] == shard[0]
-                    if i in done or not mine:
-                        bar.update(len(block))
-                        continue
-                    chunk = _score_chunk(model, block, genome_obj, plan, run, bar)
-                    bar.update(len(block) - chunk.n_variants)
-                    chunk.save(work.chunk_path(i))
-                    computed += 1
-        finally:
-            bar.close()
+            if shard is None and Path(work_dir or default_work) != default_work:
+                # Runs with their own work directories must still not write one --out at once.
+                out_lock = JobLock(
+                    out.parent, what=f"--out {out}", name=f".{out.name}.lock", transient=True
+                ).acquire()
+            work = _WorkDir(lock, settings, resume, sharded=shard is not None)
+            n_chunks, computed, reused = _compute_chunks(
+                model, variants, genome_obj, plan, work, predictor, int(chunk_size), shard, progress
+            )
+        except BaseException as err:
+            # A run that failed on its inputs, or before finishing a chunk, leaves nothing.
+            bad_input = isinstance(err, ValueError | LookupError)
+            discard = bad_input or not any(lock.directory.glob("chunk_*.npz"))
+            if out_lock is not None:
+                out_lock.release(discard=discard)
+            lock.release(discard=discard)
+            raise
     finally:
         if opened:
             genome_obj.close()
 
-    if shard is not None:
-        present = work.finished()
-        return {
-            "shard": f"{shard[0]}/{shard[1]}",
-            "work_dir": str(work.path),
-            "chunks": n_chunks,
-            "chunks_computed": computed,
-            "chunks_missing": n_chunks - len(present & set(range(n_chunks))),
-            "complete": set(range(n_chunks)) <= present,
-            "seconds": round(time.perf_counter() - t0, 3),
-        }
+    try:
+        if shard is not None:
+            present = work.finished()
+            return {
+                "shard": f"{shard[0]}/{shard[1]}",
+                "work_dir": str(work.path),
+                "chunks": n_chunks,
+                "chunks_computed": computed,
+                "chunks_missing": n_chunks - len(present & set(range(n_chunks))),
+                "complete": set(range(n_chunks)) <= present,
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        summary = _assemble(
+            work, n_chunks, plan, metadata, out, fmt, wide, vcf_columns, variants, contigs
+        )
+        seconds = time.perf_counter() - t0
+        summary.update(
+            {
+                "resumed_chunks": len(reused),
+                "seconds": round(seconds, 3),
+                # a rate only means something when this run computed every chunk itself
+                "variants_per_second": round(summary["variants_scored"] / seconds, 3)
+                if seconds > 0 and not reused
+                else None,
+            }
+        )
+        write_bytes_atomic(
+            Path(summary["settings"]),
+            json.dumps({"metadata": metadata, "summary": summary}, indent=2, default=str).encode(),
+        )
+        if not keep_work:
+            lock.remove_directory()
+        return summary
+    finally:
+        lock.release()
+        if out_lock is not None:
+            out_lock.release()
 
-    summary = _assemble(
-        work, n_chunks, plan, metadata, out, fmt, wide, vcf_columns, variants, contigs
-    )
-    seconds = time.perf_counter() - t0
-    summary.update(
-        {
-            "resumed_chunks": len(done & set(range(n_chunks))),
-            "seconds": round(seconds, 3),
-            # a rate only means something when this run computed every chunk itself
-            "variants_per_second": round(summary["variants_scored"] / seconds, 3)
-            if seconds > 0 and not done
-            else None,
-        }
-    )
-    settings_path = Path(summary["settings"])
-    _write_atomic(
-        settings_path,
-        json.dumps({"metadata": metadata, "summary": summary}, indent=2, default=str).encode(),
-    )
-    if not keep_work:
-        shutil.rmtree(work.path, ignore_errors=True)
-    return summary
+
+def _compute_chunks(
+    model: torch.nn.Module,
+    variants: Any,
+    genome: Genome,
+    plan: _Plan,
+    work: _WorkDir,
+    predictor: PredictAlleles | None,
+    chunk_size: int,
+    shard: tuple[int, int] | None,
+    progress: bool,
+) -> tuple[int, int, set[int]]:
+    """Score the chunks not finished yet; return (chunks, computed, reused).
+
+    A finished chunk is reused only if the windows it was computed from are the ones the
+    current genome gives (:func:`windows_digest`); otherwise it is computed again.
+    """
+    done = work.finished()
+    if done:
+        logger.info("resuming: %d finished chunk(s) in %s", len(done), work.path)
+    total = _count_records(variants) if progress else None
+    bar = progress_bar(total, "score", progress, unit="variant")
+    run = _resolve_predictor(predictor)
+    n_chunks = computed = 0
+    reused: set[int] = set()
+    stale = 0
+    try:
+        with _model_on(model, plan.device):
+            for i, block in enumerate(chunked(iter_records(variants), chunk_size)):
+                n_chunks = i + 1
+                if shard is not None and i % shard[1] != shard[0]:
+                    bar.update(len(block))
+                    continue
+                windows = _chunk_windows(block, genome, plan)
+                digest = windows_digest(windows)
+                if i in done:
+                    if ScoreChunk.stored_digest(work.chunk_path(i)) == digest:
+                        reused.add(i)
+                        bar.update(len(block))
+                        continue
+                    stale += 1
+                chunk = _score_chunk(model, block, genome, plan, run, bar, windows)
+                chunk.input_digest = digest
+                bar.update(len(block) - chunk.n_variants)
+                chunk.save(work.chunk_path(i))
+                computed += 1
+    finally:
+        bar.close()
+    if stale:
+        logger.warning(
+            "%d finished chunk(s) in %s were computed from other genome bases than %s now holds "
+            "(was the FASTA replaced?); they were computed again",
+            stale,
+            work.path,
+            genome.path,
+        )
+    return n_chunks, computed, reused
 
 
 def _vcf_track_columns(plan: _Plan, vcf_tracks: Any, track_sheet: Any) -> list[int]:
@@ -1354,10 +1456,10 @@ def _assemble(
     stem = _stem(out)
     skipped_path = stem.with_name(stem.name + ".skipped.tsv")
     settings_path = stem.with_name(stem.name + ".settings.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    # The settings file returns only once every output is complete and in place.
+    settings_path.unlink(missing_ok=True)
     counts = {"variants_scored": 0, "variants_skipped": 0, "rows": 0}
-    try:
+    with atomic_path(out) as tmp:
         if fmt in ("parquet", "tsv"):
             compressed = out.name.lower().endswith((".gz", ".bgz"))
             _write_table(work, n_chunks, plan, metadata, tmp, fmt, wide, counts, compressed)
@@ -1371,10 +1473,7 @@ def _assemble(
         counts["variants_skipped"] = len(skipped)
         buffer = io.StringIO()
         skipped.to_csv(buffer, sep="\t", index=False)
-        _write_atomic(skipped_path, buffer.getvalue().encode())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+        write_bytes_atomic(skipped_path, buffer.getvalue().encode())
     reasons: dict[str, int] = {}
     for reason in skipped["reason"].astype(str):
         key = reason.split(":")[0]
