@@ -1,7 +1,7 @@
 """What an attribution explains: a :class:`Target` (tracks x bins of one head, reduced).
 
 :func:`tss_bins` finds the output bins around transcription start sites and
-:func:`gene_target` builds a target at a gene's TSS from a GTF (DESIGN.md §4: CAGE at the
+:func:`gene_target` builds a target at a gene's TSS from a GTF (CAGE at the
 three bins around a TSS is the usual expression read-out; the model's crop offset is
 applied). :func:`~enformer.interpret.contribution_scores` explains one.
 """

@@ -1,7 +1,8 @@
 """Multi-head attention with Transformer-XL relative positions, as in Enformer.
 
 The relative positional features are a fixed function of the number of bins ``T``
-(DESIGN.md §1); they are evaluated in float64 once per length and cached.
+(Avsec et al. 2021, Methods; DeepMind's ``enformer.py``, whose trained model divides each
+gamma basis function by its own maximum); they are evaluated in float64 once per length and cached.
 
 Two code paths compute the same attention (equal to float32 rounding):
 

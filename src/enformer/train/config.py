@@ -99,7 +99,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimiser, schedule and clipping (defaults: the paper's recipe, DESIGN.md §3)."""
+    """Optimiser, schedule and clipping (defaults: the paper's recipe, Avsec et al. 2021)."""
 
     # "adam" or "adamw".
     name: str = "adam"

@@ -3,7 +3,7 @@
 Both losses take ``pred`` and ``target`` of shape ``(B, bins, tracks)`` and return a scalar.
 They are computed in float32 whatever the autocast dtype of the forward pass.
 
-* :func:`poisson_loss` is Enformer's (DESIGN.md §3): the Poisson negative log-likelihood
+* :func:`poisson_loss` is Enformer's (Avsec et al. 2021): the Poisson negative log-likelihood
   without the ``log(y!)`` term, ``pred - target * log(pred + eps)``, averaged over batch, bins
   and tracks. Its minimum over ``pred`` is at ``pred == target`` and is *not* zero:
   :func:`poisson_loss_floor` gives that value, so ``loss - floor`` is a non-negative excess.

@@ -1,6 +1,6 @@
 """Streaming per-track Pearson correlation, the evaluation metric of Enformer.
 
-Definition (DESIGN.md §3; the one of DeepMind's training notebook and Basenji's
+Definition (the one of DeepMind's training notebook and Basenji's
 ``PearsonR``): for each track, the Pearson r between predictions and targets over **all bins
 of all sequences of a split pooled together** (not a mean of per-sequence correlations), on
 the raw values (no log transform). The model's score is the mean of the per-track r over

@@ -1,6 +1,6 @@
 """Optimiser, learning-rate schedule and gradient clipping.
 
-Enformer's recipe (DESIGN.md §3) is Adam at 5e-4 after a 5,000-step linear warm-up, constant
+Enformer's recipe (Avsec et al. 2021, Methods) is Adam at 5e-4 after a 5,000-step linear warm-up, constant
 afterwards, with the gradients' global norm clipped at 0.2. :func:`lr_factor` also offers a
 cosine decay after the warm-up, common for fine-tuning.
 

@@ -4,7 +4,7 @@ Our checkpoint format is a directory holding ``model.safetensors`` (every tensor
 ``Enformer.state_dict()``, BatchNorm statistics included) and ``config.json`` (the
 model's :class:`~enformer.model.config.EnformerConfig` plus ``"format": "enformer"``
 and ``"format_version"``), so a checkpoint rebuilds itself. Besides it, this module reads
-what users already hold (DESIGN.md §2):
+what users already hold:
 
 * an enformer-pytorch / Hugging Face directory (``config.json`` with ``dim``/``depth``
   and ``model.safetensors`` or ``pytorch_model.bin``, with or without the duplicate

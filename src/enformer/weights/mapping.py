@@ -1,7 +1,7 @@
 """One table that maps every tensor of our model to DeepMind's and enformer-pytorch's names.
 
 Each :class:`Entry` names our parameter, the TF variable(s) it comes from (in
-``{v.name: v.numpy()}`` form, DESIGN.md §2), the enformer-pytorch / Hugging Face key,
+``{v.name: v.numpy()}`` form of the TF-Hub model), the enformer-pytorch / Hugging Face key,
 and how the array is laid out in TF (``kind``). Converters walk this table, check
 every shape, and report missing, extra or mis-shaped tensors by name.
 """
