@@ -44,16 +44,6 @@ BINS = 32
 TRACKS = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models gain nothing from more, and on a shared 2-core machine
-    a second thread turns 30-ms steps into seconds-long stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_config(dropout: bool = False, **overrides) -> EnformerConfig:
     rates = (
         {}
