@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,8 +15,28 @@ from enformer import Enformer, EnformerConfig
 REPO = Path(__file__).resolve().parents[1]
 
 # Tiny models run fastest on one thread, and a second OpenMP thread stalls badly whenever
-# the machine is shared; ENFORMER_TEST_THREADS overrides.
-torch.set_num_threads(int(os.environ.get("ENFORMER_TEST_THREADS", "1")))
+# the machine is shared; ENFORMER_TEST_THREADS overrides (e.g. 2, to check that no test
+# depends on the order of float operations).
+TEST_THREADS = int(os.environ.get("ENFORMER_TEST_THREADS", "1"))
+torch.set_num_threads(TEST_THREADS)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_global_state():
+    """Every test starts with TEST_THREADS threads, and a global torch generator that no
+    earlier test (in whatever order they run) has drawn from; both, and the level of the
+    package's logger, are restored afterwards.
+
+    Tests that need random numbers still seed their own generators explicitly.
+    """
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    log_level = logging.getLogger("enformer").level  # the CLI sets it from -v / -q
+    torch.set_num_threads(TEST_THREADS)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+    torch.set_rng_state(rng)
+    logging.getLogger("enformer").setLevel(log_level)
 
 
 def shared_root() -> Path:

@@ -33,15 +33,6 @@ GLOBAL_BATCH = 4
 STEPS = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: fast and steady for tiny models on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def model_config() -> EnformerConfig:
     return EnformerConfig.tiny(
         target_length=None,

@@ -33,15 +33,6 @@ LENGTH = 512  # 32 bins of 16 bp with the tiny architecture (nothing cropped)
 BINS = 32
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: fast and steady for tiny models on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def base_model(seed: int = 0) -> Enformer:
     torch.manual_seed(seed)
     cfg = EnformerConfig.tiny(

@@ -31,14 +31,6 @@ from enformer.interpret import plots  # noqa: E402
 DESCRIPTION = "mini model (random weights; plots test)"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def gtf(shared_data) -> Path:
     return shared_data / "annotations" / "gencode_hg38_subset.gtf"

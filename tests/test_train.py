@@ -46,16 +46,6 @@ BINS = 32
 TRACKS = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny models gain nothing from more, and on a shared 2-core machine
-    a second thread turns 30-ms steps into seconds-long stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_config(dropout: bool = False, **overrides) -> EnformerConfig:
     rates = (
         {}
@@ -320,7 +310,11 @@ def test_align_bins_centre_crops():
 
 
 def test_tiny_model_overfits_tiny_set(tmp_path):
-    """Fixed seed: the excess Poisson loss (loss - its floor) falls at least 20x in 40 updates."""
+    """Fixed seed: the excess Poisson loss (loss - its floor) falls at least 20x in 40 updates.
+
+    Wide margins: over initialisation seeds 0-5 and one or two threads it fell 276-601x, and
+    the fitted model's mean Pearson r was 0.84-0.93 (asserted: > 0.5).
+    """
     torch.manual_seed(0)
     model = Enformer(tiny_config())
     data = ToyData(4)
