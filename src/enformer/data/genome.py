@@ -39,6 +39,7 @@ __all__ = [
     "Interval",
     "Window",
     "chrom_sizes",
+    "numbered_lines",
     "parse_region",
     "read_bed",
     "read_fasta_sequences",
@@ -251,7 +252,7 @@ def _open_text(path: Path) -> IO[str]:
     return open(path, encoding="utf-8")  # noqa: SIM115 - returned to the caller's `with`
 
 
-def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` without the line ending; wrap decoding errors."""
     try:
         with _open_text(path) as fh:
@@ -288,7 +289,7 @@ def read_bed(path: str | os.PathLike[str]) -> list[Interval]:
     """
     path = Path(path)
     intervals: list[Interval] = []
-    for number, line in _numbered_lines(path):
+    for number, line in numbered_lines(path):
         if not line.strip() or line.startswith(("track", "browser", "#")):
             continue
         fields = line.split("\t")
@@ -359,7 +360,7 @@ def chrom_sizes(path: str | os.PathLike[str]) -> dict[str, int]:
             )
         path = fai
     sizes: dict[str, int] = {}
-    for number, line in _numbered_lines(path):
+    for number, line in numbered_lines(path):
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.split("\t") if "\t" in line else line.split()
@@ -417,7 +418,7 @@ def read_fasta_sequences(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
             raise ValueError(f"{path}, line {header_line}: record {name!r} has no sequence")
         records.append((name, "".join(chunks)))
 
-    for number, line in _numbered_lines(path):
+    for number, line in numbered_lines(path):
         if line.startswith(">"):
             finish()
             words = line[1:].split()
