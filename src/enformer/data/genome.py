@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
 
+from .sequence import COMPLEMENT
+
 __all__ = [
     "Genome",
     "GenomeWarning",
@@ -49,7 +51,6 @@ logger = logging.getLogger(__name__)
 
 _INSTALL_HINT = "pip install 'enformer[genome]'"
 _STRANDS = ("+", "-", ".")
-_COMPLEMENT = str.maketrans("ACGTNacgtnRYKMSWBDHVrykmswbdhv", "TGCANtgcanYRMKSWVHDByrmkswvhdb")
 # IUPAC nucleotide codes (plus U) accepted in user FASTA files.
 _IUPAC = frozenset("ACGTUNRYSWKMBDHV")
 _REGION_EXAMPLE = "'chr1:1,001-2,000' (1-based, inclusive) or 'chr1:1,500' (one base)"
@@ -448,22 +449,6 @@ def read_fasta_sequences(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     return records
 
 
-def _reverse_complement(sequence: str) -> str:
-    """Reverse complement of a DNA string (IUPAC codes and case are handled).
-
-    Parameters
-    ----------
-    sequence : str
-        DNA sequence.
-
-    Returns
-    -------
-    str
-        The reverse complement.
-    """
-    return sequence.translate(_COMPLEMENT)[::-1]
-
-
 # --------------------------------------------------------------------------------------------
 # Indexed FASTA
 # --------------------------------------------------------------------------------------------
@@ -840,7 +825,7 @@ class Genome:
         """
         seq = self.fetch(interval.chrom, interval.start, interval.end)
         if stranded and interval.strand == "-":
-            seq = _reverse_complement(seq)
+            seq = seq.translate(COMPLEMENT)[::-1]
         return seq
 
     def window(self, chrom: str, center: int, width: int) -> Window:
