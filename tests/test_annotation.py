@@ -202,3 +202,28 @@ def test_bad_annotation_lines_name_the_line(tmp_path: Path):
     assert read_gtf(path)[0].strand == "."
     with pytest.raises(ValueError, match=r"gene G .* has strand '\.'"):
         read_gtf_tss(path)
+
+
+def test_ensembl_style_gff3(tmp_path: Path):
+    """Prefixed IDs (gene:/transcript:), an ncRNA_gene, and CDS lines that are not transcripts."""
+    rows = [
+        ("ncRNA_gene", 101, 200, "-", "ID=gene:G1;Name=RNA1;biotype=lncRNA;gene_id=G1"),
+        ("lnc_RNA", 101, 200, "-", "ID=transcript:T1;Parent=gene:G1;transcript_id=T1"),
+        ("exon", 101, 120, "-", "Parent=transcript:T1;Name=E1"),
+        ("exon", 181, 200, "-", "Parent=transcript:T1;Name=E2"),
+        ("gene", 301, 400, "+", "ID=gene:G2;Name=PC%3B1;biotype=protein_coding"),
+        ("mRNA", 311, 400, "+", "ID=transcript:T2;Parent=gene:G2"),
+        ("exon", 311, 350, "+", "Parent=transcript:T2"),
+        ("CDS", 321, 350, "+", "ID=CDS:P2;Parent=transcript:T2"),
+    ]
+    path = tmp_path / "e.gff3"
+    path.write_text("##gff-version 3\n" + "".join(
+        f"1\tens\t{kind}\t{a}\t{b}\t.\t{strand}\t.\t{attrs}\n" for kind, a, b, strand, attrs in rows
+    ))  # fmt: skip
+    g1, g2 = read_gtf(path)
+    assert (g1.gene_id, g1.name, g1.gene_type) == ("G1", "RNA1", "lncRNA")
+    assert (g1.strand, g1.tss) == ("-", 199)
+    assert [t.transcript_id for t in g1.transcripts] == ["T1"]
+    assert g1.exons == [(100, 120), (180, 200)]
+    assert (g2.gene_id, g2.name, g2.gene_type) == ("gene:G2", "PC;1", "protein_coding")
+    assert (g2.transcript_tss, g2.exons) == ([310], [(310, 350)])

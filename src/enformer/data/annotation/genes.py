@@ -157,6 +157,7 @@ class TSS:
 
 _GTF_ATTRIBUTE = re.compile(r'([^\s;]+)\s+(?:"((?:[^"\\]|\\.)*)"|([^;]*?))\s*(?:;|$)')
 _GFF3_START = re.compile(r'^\s*[^\s=;"]+=')
+_GENES = {"gene", "pseudogene"}  # and GFF3's '*_gene' types (Ensembl's ncRNA_gene)
 _NOT_TRANSCRIPTS = {"exon", "CDS", "five_prime_UTR", "three_prime_UTR", "UTR", "start_codon",
                     "stop_codon", "gene", "Selenocysteine"}  # fmt: skip
 
@@ -218,7 +219,7 @@ def _rows(path: Path, chrom: str | None) -> Iterator[_Row]:
         attrs = _attributes(fields[8])
         feature, own_id = fields[2], attrs.get("ID")
         parents = [p for p in attrs.get("Parent", "").split(",") if p]
-        if feature == "gene":
+        if feature in _GENES or feature.endswith("_gene"):
             kind, gene_id, tids = "gene", attrs.get("gene_id", own_id), []
         elif feature == "exon":
             kind = "exon"
@@ -325,9 +326,10 @@ def read_gtf(
     Parameters
     ----------
     path : str or os.PathLike
-        GTF or GFF3 file. ``gene``, ``transcript`` and ``exon`` lines are used (GFF3: any
-        feature whose ``Parent`` is a gene counts as a transcript); files without ``gene``
-        (or ``transcript``) lines work too, the spans then come from the exons.
+        GTF or GFF3 file. ``gene``, ``transcript`` and ``exon`` lines are used (GFF3: gene
+        types also ``pseudogene`` and ``*_gene``, and any feature whose ``Parent`` is an
+        earlier gene counts as a transcript); files without ``gene`` (or ``transcript``)
+        lines work too, the spans then come from the exons.
     chrom : str, optional
         Keep only genes on this chromosome.
     start, end : int, optional
