@@ -50,7 +50,6 @@ EXCEPTIONS = {
 KNOWN = {
     "enformer.inference.writers <- enformer.inference.predict._resolve_heads (private)",
     "enformer.variants.score <- enformer.variants.io._numbered_lines (private)",
-    "enformer.variants.scores <- enformer.variants.io._numbered_lines (private)",
     "enformer.variants.reuse <- enformer.variants.score._model_on (private)",
     "enformer.cli.score <- enformer.variants.score._NAIVE_PREDICT_ALLELES (private)",
 }

@@ -10,16 +10,15 @@ import pytest
 import torch
 
 from enformer import Enformer, EnformerConfig
+from enformer.data.annotation import find_gene, read_gtf
 from enformer.data.sequence import one_hot
 from enformer.model.geometry import output_geometry
 from enformer.interpret import (
     Target,
     capture_attention,
     contribution_scores,
-    find_gene,
     gene_target,
     plant_motif,
-    read_gtf,
     read_ism,
     read_meme,
     saturation_mutagenesis,
@@ -311,11 +310,10 @@ def test_gene_target_from_gtf(tiny_model, shared_data):
         find_gene(genes, "NOSUCHGENE")
     region = read_gtf(gtf, chrom="chr1", start=11_000, end=30_000)
     assert {g.name for g in region} >= {"DDX11L2", "WASH7P", "MIR6859-1"}
-    # Same TSS convention as the variant scorer's GTF reader, gene by gene and per transcript.
+    # Same TSS convention in the variant scorer's TSS table, gene by gene and per transcript.
     pytest.importorskip("pandas")
-    scores = pytest.importorskip("enformer.variants.scores")
-    if not hasattr(scores, "read_gtf_tss"):
-        pytest.skip("enformer.variants.scores.read_gtf_tss is not available")
+    from enformer.data import annotation as scores
+
     by_gene = scores.read_gtf_tss(gtf, feature="gene")
     assert dict(zip(by_gene.gene_id, by_gene.tss, strict=True)) == {g.gene_id: g.tss for g in genes}
     by_tx = scores.read_gtf_tss(gtf, feature="transcript")

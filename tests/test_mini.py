@@ -226,7 +226,7 @@ def test_demo_construct_files_are_consistent(demo_run):
     assert [(int(r[1]), r[3], r[4]) for r in records] == [
         (v["pos"], v["ref"], v["alt"]) for v in demo_variants(construct)
     ]
-    from enformer.interpret.annotation import read_gtf
+    from enformer.data.annotation import read_gtf
 
     genes = {g.name: g for g in read_gtf(out / "construct.gtf")}
     assert set(genes) == {"DEMO1", "DEMO2"}

@@ -9,14 +9,13 @@ import pytest
 import torch
 
 from enformer import Enformer, EnformerConfig
+from enformer.data.annotation import find_gene, read_gtf
 from enformer.data.sequence import one_hot
 from enformer.interpret import (
     Target,
     capture_attention,
     contribution_scores,
-    find_gene,
     gene_target,
-    read_gtf,
     saturation_mutagenesis,
 )
 

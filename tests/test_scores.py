@@ -9,19 +9,15 @@ import numpy as np
 import pytest
 
 from enformer import EnformerConfig
+from enformer.data.annotation import TSSIndex, center_bins, read_gtf_tss, tss_bin, tss_bins
 from enformer.model.geometry import output_geometry
 from enformer.variants import scores as S
 from enformer.variants.scores import (
     SCORE_FORMULAS,
     SCORE_FUNCTIONS,
     SIGNED_SCORES,
-    TSSIndex,
-    center_bins,
     compute_scores,
-    read_gtf_tss,
     resolve_stats,
-    tss_bin,
-    tss_bins,
 )
 
 # Two bins x two tracks.

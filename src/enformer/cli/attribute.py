@@ -193,7 +193,7 @@ def resolve_head_tracks(args: argparse.Namespace, model, weights_dir: Path | Non
 def target_bins(args: argparse.Namespace, model, chrom: str, window_start: int) -> dict:
     """Output bins of the read-out (``--gene`` / ``--bins`` / all) and how they were chosen."""
     from ..model.geometry import output_geometry
-    from ..interpret.annotation import find_gene, read_gtf
+    from ..data.annotation import find_gene, read_gtf
     from ..interpret.attribution import tss_bins
 
     geometry = output_geometry(model.config)

@@ -33,12 +33,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
 
+from .sequence import COMPLEMENT
+
 __all__ = [
     "Genome",
     "GenomeWarning",
     "Interval",
     "Window",
     "chrom_sizes",
+    "numbered_lines",
     "parse_region",
     "read_bed",
     "read_fasta_sequences",
@@ -48,7 +51,6 @@ logger = logging.getLogger(__name__)
 
 _INSTALL_HINT = "pip install 'enformer[genome]'"
 _STRANDS = ("+", "-", ".")
-_COMPLEMENT = str.maketrans("ACGTNacgtnRYKMSWBDHVrykmswbdhv", "TGCANtgcanYRMKSWVHDByrmkswvhdb")
 # IUPAC nucleotide codes (plus U) accepted in user FASTA files.
 _IUPAC = frozenset("ACGTUNRYSWKMBDHV")
 _REGION_EXAMPLE = "'chr1:1,001-2,000' (1-based, inclusive) or 'chr1:1,500' (one base)"
@@ -251,7 +253,7 @@ def _open_text(path: Path) -> IO[str]:
     return open(path, encoding="utf-8")  # noqa: SIM115 - returned to the caller's `with`
 
 
-def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` without the line ending; wrap decoding errors."""
     try:
         with _open_text(path) as fh:
@@ -288,7 +290,7 @@ def read_bed(path: str | os.PathLike[str]) -> list[Interval]:
     """
     path = Path(path)
     intervals: list[Interval] = []
-    for number, line in _numbered_lines(path):
+    for number, line in numbered_lines(path):
         if not line.strip() or line.startswith(("track", "browser", "#")):
             continue
         fields = line.split("\t")
@@ -359,7 +361,7 @@ def chrom_sizes(path: str | os.PathLike[str]) -> dict[str, int]:
             )
         path = fai
     sizes: dict[str, int] = {}
-    for number, line in _numbered_lines(path):
+    for number, line in numbered_lines(path):
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.split("\t") if "\t" in line else line.split()
@@ -417,7 +419,7 @@ def read_fasta_sequences(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
             raise ValueError(f"{path}, line {header_line}: record {name!r} has no sequence")
         records.append((name, "".join(chunks)))
 
-    for number, line in _numbered_lines(path):
+    for number, line in numbered_lines(path):
         if line.startswith(">"):
             finish()
             words = line[1:].split()
@@ -445,22 +447,6 @@ def read_fasta_sequences(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     if not records:
         raise ValueError(f"{path} contains no FASTA records (expected lines like '>name')")
     return records
-
-
-def _reverse_complement(sequence: str) -> str:
-    """Reverse complement of a DNA string (IUPAC codes and case are handled).
-
-    Parameters
-    ----------
-    sequence : str
-        DNA sequence.
-
-    Returns
-    -------
-    str
-        The reverse complement.
-    """
-    return sequence.translate(_COMPLEMENT)[::-1]
 
 
 # --------------------------------------------------------------------------------------------
@@ -839,7 +825,7 @@ class Genome:
         """
         seq = self.fetch(interval.chrom, interval.start, interval.end)
         if stranded and interval.strand == "-":
-            seq = _reverse_complement(seq)
+            seq = seq.translate(COMPLEMENT)[::-1]
         return seq
 
     def window(self, chrom: str, center: int, width: int) -> Window:

@@ -20,6 +20,7 @@ from numpy.typing import DTypeLike
 
 __all__ = [
     "ALPHABET",
+    "COMPLEMENT",
     "decode",
     "one_hot",
     "random_sequence",
@@ -57,16 +58,18 @@ def _translation_table(ambiguous_as_n: bool) -> bytes:
 
 _TABLES = {"error": _translation_table(False), "n": _translation_table(True)}
 
-_COMPLEMENT = {
+_PAIRS = {
     "A": "T", "C": "G", "G": "C", "T": "A", "N": "N",
     "R": "Y", "Y": "R", "S": "S", "W": "W", "K": "M", "M": "K",
     "B": "V", "V": "B", "D": "H", "H": "D",
 }  # fmt: skip
-_COMPLEMENT_TABLE = str.maketrans(
-    {**_COMPLEMENT, **{k.lower(): v.lower() for k, v in _COMPLEMENT.items()}}
-)
+COMPLEMENT = str.maketrans({**_PAIRS, **{k.lower(): v.lower() for k, v in _PAIRS.items()}})
+"""The package's one DNA complement table, for :meth:`str.translate`: ``A<->T``, ``C<->G``,
+``N`` stays, IUPAC codes map to their complements (``R<->Y``, ``K<->M``, ``B<->V``, ``D<->H``;
+``S``, ``W`` stay), case is kept; other characters pass unchanged. ``seq.translate(COMPLEMENT)
+[::-1]`` is the reverse complement (:func:`reverse_complement_str` also validates)."""
 # Deleting every valid character leaves only the invalid ones.
-_DELETE_VALID = str.maketrans("", "", "".join(_COMPLEMENT) + "".join(_COMPLEMENT).lower())
+_DELETE_VALID = str.maketrans("", "", "".join(_PAIRS) + "".join(_PAIRS).lower())
 
 SeqLike = str | bytes | bytearray | memoryview
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
@@ -318,7 +321,7 @@ def reverse_complement_str(seq: str) -> str:
             f"sequence contains {bad[0]!r} at position {pos}; only A, C, G, T, N and IUPAC "
             "ambiguity codes are allowed"
         )
-    return seq.translate(_COMPLEMENT_TABLE)[::-1]
+    return seq.translate(COMPLEMENT)[::-1]
 
 
 def random_sequence(

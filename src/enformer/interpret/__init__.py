@@ -6,9 +6,10 @@
   reuse of the conv tower; :func:`write_ism` writes basenji's ``scores.h5`` layout.
 * :func:`capture_attention` -- softmax attention weights per layer and head.
 * :mod:`enformer.interpret.plots` -- figures (needs matplotlib/logomaker; imported on use).
+
+Genes and their TSS/exon bins come from :mod:`enformer.data.annotation`.
 """
 
-from .annotation import Gene, Transcript, find_gene, read_gtf
 from .attention import AttentionMaps, capture_attention
 from .attribution import (
     METHODS,
@@ -28,16 +29,12 @@ __all__ = [
     "METHODS",
     "AttentionMaps",
     "Attribution",
-    "Gene",
     "Motif",
     "Target",
-    "Transcript",
     "capture_attention",
     "contribution_scores",
-    "find_gene",
     "gene_target",
     "plant_motif",
-    "read_gtf",
     "read_ism",
     "read_meme",
     "saturation_mutagenesis",

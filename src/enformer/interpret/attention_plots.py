@@ -29,7 +29,7 @@ from .figure import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from .annotation import Gene
+    from ..data.annotation import Gene
     from .attention import AttentionMaps
 
 __all__ = ["plot_attention", "plot_attention_profile"]

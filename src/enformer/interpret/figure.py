@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .annotation import Gene
+    from ..data.annotation import Gene
 
 __all__ = [
     "add_title",
@@ -139,7 +139,7 @@ def genes_in(
     if chrom is None:
         raise ValueError("gene annotation needs the chromosome of the region")
     if genes is None:
-        from .annotation import read_gtf
+        from ..data.annotation import read_gtf
 
         genes = read_gtf(gtf, chrom=chrom, start=start, end=end)  # type: ignore[arg-type]
     return [g for g in genes if g.overlaps(chrom, start, end)]

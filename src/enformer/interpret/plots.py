@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .annotation import Gene
+    from ..data.annotation import Gene
     from .attribution import Attribution
     from .ism import ISM
 
@@ -103,7 +103,7 @@ def plot_tracks(
     labels : sequence of str, optional
         One label per track (identifier and description).
     genes : sequence of Gene, optional
-        Genes to draw (e.g. from :func:`~.annotation.read_gtf`).
+        Genes to draw (e.g. from :func:`enformer.data.annotation.read_gtf`).
     gtf : str or os.PathLike, optional
         GTF to read the region's genes from (instead of ``genes``).
     highlight : sequence of (int, int), optional

@@ -3,7 +3,8 @@
 :func:`tss_bins` finds the output bins around transcription start sites and
 :func:`gene_target` builds a target at a gene's TSS from a GTF (CAGE at the
 three bins around a TSS is the usual expression read-out; the model's crop offset is
-applied). :func:`~enformer.interpret.contribution_scores` explains one.
+applied); genes, TSSs and the bin rule come from :mod:`enformer.data.annotation`.
+:func:`~enformer.interpret.contribution_scores` explains one.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ..data.annotation import Gene, OutputBins, find_gene, read_gtf
 from ..inference.predict import OutputGeometry, output_geometry
 
 if TYPE_CHECKING:
     from ..model.enformer import Enformer
-    from .annotation import Gene
 
 __all__ = ["Target", "gene_target", "tss_bins"]
 
@@ -142,12 +143,13 @@ def tss_bins(
     geometry: OutputGeometry,
     width: int = 3,
 ) -> list[int]:
-    """Output bins around transcription start sites.
+    """The TSS bins of a window's output, as a target's bin list.
 
-    The model's output bin ``i`` covers input positions ``[offset + i * bin_size, offset +
-    (i + 1) * bin_size)``, where ``offset`` is the crop (40,960 bp for the published model):
-    a TSS at genomic position ``p`` of a window starting at ``window_start`` lies in bin
-    ``(p - window_start - offset) // bin_size``.
+    The bins are :meth:`enformer.data.annotation.OutputBins.tss_bins` (which documents the
+    rule): output bin ``i`` covers genomic ``[window_start + offset + i * bin_size, ... +
+    bin_size)``, ``offset`` being the crop (40,960 bp for the published model), and each TSS
+    inside the output contributes the ``width`` bins around its bin. Unlike that function,
+    this one refuses a window whose output holds none of the TSSs.
 
     Parameters
     ----------
@@ -156,10 +158,10 @@ def tss_bins(
     window_start : int
         0-based genomic position of input index 0.
     geometry : OutputGeometry
-        Output placement (:func:`enformer.inference.predict.output_geometry`).
+        Output placement (:func:`enformer.model.geometry.output_geometry`).
     width : int, optional
         Bins per TSS, centred on the TSS's bin (3: the bin and one either side). Even widths
-        take the extra bin on the right.
+        take the extra bin on the left (lower index).
 
     Returns
     -------
@@ -171,27 +173,15 @@ def tss_bins(
     ValueError
         If no TSS lies inside the output span.
     """
-    if width < 1:
-        raise ValueError(f"width must be >= 1, got {width}")
     sites = [int(tss)] if isinstance(tss, int | np.integer) else [int(t) for t in tss]
-    out: set[int] = set()
-    inside = 0
-    for p in sites:
-        rel = p - window_start - geometry.offset
-        if not 0 <= rel < geometry.output_span:
-            continue
-        inside += 1
-        b = rel // geometry.bin_size
-        lo = b - (width - 1) // 2
-        out.update(i for i in range(lo, lo + width) if 0 <= i < geometry.n_bins)
-    if not inside:
-        span_lo = window_start + geometry.offset
+    out = OutputBins.of(geometry, window_start)
+    bins = out.tss_bins(sites, width)
+    if not bins.size:
         raise ValueError(
             f"no TSS ({', '.join(str(p) for p in sites[:5])}) lies in the output span "
-            f"[{span_lo:,}, {span_lo + geometry.output_span:,}) of this window; centre the "
-            "window on the gene"
+            f"[{out.start:,}, {out.end:,}) of this window; centre the window on the gene"
         )
-    return sorted(out)
+    return bins.tolist()
 
 
 def gene_target(
@@ -214,7 +204,7 @@ def gene_target(
     model : Enformer
         The model (its configuration gives the output geometry).
     gene : str or Gene
-        Gene name or ID (looked up in ``gtf``), or a :class:`~.annotation.Gene`.
+        Gene name or ID (looked up in ``gtf``), or a :class:`~enformer.data.annotation.Gene`.
     window_start : int
         0-based genomic position of the model input's first base.
     head : str, optional
@@ -237,8 +227,6 @@ def gene_target(
     Target
         With the TSS bins.
     """
-    from .annotation import find_gene, read_gtf
-
     if isinstance(gene, str):
         if gtf is None:
             raise ValueError("a gene name needs gtf= (the annotation to look it up in)")
@@ -246,7 +234,7 @@ def gene_target(
     geometry = output_geometry(model.config, length)
     sites: list[int] = [gene.tss] if use == "gene" else gene.transcript_tss
     if use == "transcripts":
-        lo = window_start + geometry.offset
-        sites = [s for s in sites if lo <= s < lo + geometry.output_span] or [gene.tss]
+        out = OutputBins.of(geometry, window_start)
+        sites = [s for s in sites if out.covers(s)] or [gene.tss]
     bins = tss_bins(sites, window_start=window_start, geometry=geometry, width=width)
     return Target(head, tracks=tracks, bins=bins, reduce=reduce)

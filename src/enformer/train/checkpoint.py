@@ -31,13 +31,13 @@ import dataclasses
 import logging
 import os
 import random
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..io.jobs import atomic_path
 from .config import TrainConfig, config_from_dict
 
 __all__ = [
@@ -112,7 +112,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
-    """Write ``payload`` to ``path`` atomically (temporary file + fsync + ``os.replace``).
+    """Write ``payload`` to ``path`` atomically (:func:`enformer.io.jobs.atomic_path`).
 
     Parameters
     ----------
@@ -128,18 +128,9 @@ def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
         The checkpoint path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(data, f)
     return path
 
 

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..io.jobs import write_bytes_atomic
 from ..model.enformer import Enformer, Head
 from .distributed import unwrap
 
@@ -426,10 +427,8 @@ def export_model(
         net = merge_lora(copy.deepcopy(net))
     out = save_pretrained(net, directory)
     if track_sheet_text is not None and head is not None:
-        path = Path(directory) / f"targets_{head}.txt"
-        tmp = path.with_suffix(".txt.tmp")
-        tmp.write_text(track_sheet_text, encoding="utf-8")
-        tmp.replace(path)
+        sheet = Path(directory) / f"targets_{head}.txt"
+        write_bytes_atomic(sheet, track_sheet_text.encode("utf-8"))
     return out
 
 

@@ -24,6 +24,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..io.jobs import atomic_path, write_bytes_atomic, write_json_atomic
+
 __all__ = ["RunLogger", "json_safe", "write_json"]
 
 log = logging.getLogger(__name__)
@@ -45,10 +47,7 @@ def json_safe(value: Any) -> Any:
 
 def write_json(path: Path, data: Any) -> None:
     """Write ``data`` (made :func:`json_safe`) to ``path`` atomically, creating its folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(json_safe(data), indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(path, json_safe(data))
 
 
 class RunLogger:
@@ -107,14 +106,15 @@ class RunLogger:
             with open(path, newline="", encoding="utf-8") as f:
                 rows = list(csv.reader(f))
             kept = rows[:1] + [r for r in rows[1:] if r and int(r[0]) <= step]
-            with open(path, "w", newline="", encoding="utf-8") as f:
+            with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
                 csv.writer(f).writerows(kept)
         if self.jsonl.exists():
             lines = self.jsonl.read_text(encoding="utf-8").splitlines()
             kept_lines = [
                 ln for ln in lines if ln.strip() and json.loads(ln).get("step", 0) <= step
             ]
-            self.jsonl.write_text("".join(ln + "\n" for ln in kept_lines), encoding="utf-8")
+            text = "".join(ln + "\n" for ln in kept_lines)
+            write_bytes_atomic(self.jsonl, text.encode("utf-8"))
 
     def _append(self, path: Path, fields: tuple[str, ...], record: dict[str, Any]) -> None:
         with open(path, "a", newline="", encoding="utf-8") as f:

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..io.jobs import write_bytes_atomic
 from .checkpoint import (
     CHECKPOINT_NAME,
     TrainState,
@@ -205,10 +206,7 @@ class Trainer:
     def _write_config(self) -> None:
         if not self.env.is_main:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.run_dir / ".config.yaml.tmp"
-        tmp.write_text(dump_config(self.config), encoding="utf-8")
-        tmp.replace(self.run_dir / "config.yaml")
+        write_bytes_atomic(self.run_dir / "config.yaml", dump_config(self.config).encode("utf-8"))
 
     def _prepare_model(self, model: nn.Module) -> nn.Module:
         """``model`` on the run's device, checkpointing as configured, BatchNorms synchronised."""

@@ -2,7 +2,8 @@
 
 * :mod:`.io` -- :class:`Variant`, VCF/TSV/string readers (streaming, multi-allelic split).
 * :mod:`.sequences` -- reference/alternative one-hot windows (placement, indels, REF check).
-* :mod:`.scores` -- the statistics (SAD, SAR, logSED, ...) as pure array functions, and TSS bins.
+* :mod:`.scores` -- the statistics (SAD, SAR, logSED, ...) as pure array functions (the TSS
+  bins come from :mod:`enformer.data.annotation`).
 * :mod:`.score` -- :func:`score_variants` / :func:`write_scores` (resumable file outputs).
 """
 
@@ -22,12 +23,7 @@ from .score import (
     score_variants,
     write_scores,
 )
-from .scores import (
-    SCORE_FORMULAS,
-    TSSIndex,
-    compute_scores,
-    read_gtf_tss,
-)
+from .scores import SCORE_FORMULAS, compute_scores
 from .sequences import (
     PLACEMENT,
     AlleleWindows,
@@ -46,7 +42,6 @@ __all__ = [
     "Placement",
     "RefMismatchError",
     "SkippedVariant",
-    "TSSIndex",
     "Variant",
     "allele_sequences",
     "chunked",
@@ -56,7 +51,6 @@ __all__ = [
     "make_allele_windows",
     "parse_variant",
     "predict_alleles",
-    "read_gtf_tss",
     "read_tsv",
     "read_variants",
     "read_vcf",

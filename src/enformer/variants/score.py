@@ -78,6 +78,7 @@ import numpy as np
 import torch
 
 from ..version import __version__
+from ..data.annotation import TSSIndex, center_bins
 from ..data.genome import Genome
 from ..data.tracks import TrackSheet
 from ..runtime import parse_device
@@ -101,7 +102,7 @@ from ..io.jobs import (
     write_bytes_atomic,
 )
 from .io import Record, SkippedVariant, Variant, chunked, detect_format, iter_records
-from .scores import SCORE_FORMULAS, TSSIndex, center_bins, compute_scores, resolve_stats
+from .scores import SCORE_FORMULAS, compute_scores, resolve_stats
 from .sequences import (
     INDEL_ANCHORING,
     PLACEMENT,

@@ -27,23 +27,19 @@ inputs' floating dtype (float32 for float32 predictions).
 
 Bins
 ----
-Which bins enter the sums is chosen before scoring: all bins, :func:`center_bins` (``w`` bins
-around the variant's bin) or :func:`tss_bins` (``w`` bins around a gene's transcription start
-site; CAGE at the 3 bins around a TSS is the usual expression read-out). A TSS maps to a bin
-through genomic coordinates: ``bin = (tss − output_start) // bin_size`` where ``output_start``
-is the genomic position of output bin 0, **the window's start plus the crop offset** (40,960 bp
-for the published model: its 896 bins start 320 bins of 128 bp into the 196,608-bp input).
+Which bins enter the sums is chosen before scoring (``bins=`` of :func:`compute_scores`): all
+bins, the ``w`` bins around the variant's bin, or the TSS bins of each gene (CAGE at the 3 bins
+around a TSS is the usual expression read-out). Those bins, the GTF reader and the TSS index
+live in :mod:`enformer.data.annotation` (:func:`~enformer.data.annotation.center_bins`,
+:class:`~enformer.data.annotation.TSSIndex`), which documents how a TSS maps to a bin through
+the window's start plus the crop offset.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -52,23 +48,17 @@ __all__ = [
     "SCORE_FORMULAS",
     "SCORE_FUNCTIONS",
     "SIGNED_SCORES",
-    "GeneBins",
-    "TSSIndex",
     "alt_sum",
-    "center_bins",
     "compute_scores",
     "d1",
     "d2",
     "js",
     "log_sed",
-    "read_gtf_tss",
     "ref_sum",
     "resolve_stats",
     "sad",
     "sar",
     "sax",
-    "tss_bin",
-    "tss_bins",
 ]
 
 logger = logging.getLogger(__name__)
@@ -385,316 +375,3 @@ def compute_scores(
         if r.shape[-2] == 0:
             raise ValueError("the bin selection is empty")
     return {name: SCORE_FUNCTIONS[name](r, a) for name in names}
-
-
-# ------------------------------------------------------------------------------------------
-# Bins
-# ------------------------------------------------------------------------------------------
-
-
-def center_bins(bin_index: int, n_bins: int, width: int) -> np.ndarray:
-    """The ``width`` bins centred on ``bin_index``, clipped to ``[0, n_bins)``.
-
-    Parameters
-    ----------
-    bin_index : int
-        Centre bin (e.g. the bin holding the variant's first REF base).
-    n_bins : int
-        Number of output bins.
-    width : int
-        Number of bins (>= 1): bins ``bin_index - width // 2`` to
-        ``bin_index - width // 2 + width - 1``, so ``width=3`` gives ``b-1, b, b+1``.
-
-    Returns
-    -------
-    numpy.ndarray
-        int64 sorted bin indices inside the output (may be shorter than ``width`` at an edge,
-        empty when the centre lies far outside).
-    """
-    if int(width) < 1:
-        raise ValueError(f"width must be >= 1 bin, got {width}")
-    lo = int(bin_index) - int(width) // 2
-    return np.arange(max(lo, 0), min(lo + int(width), int(n_bins)), dtype=np.int64)
-
-
-def tss_bin(tss: int, output_start: int, bin_size: int) -> int:
-    """Output bin holding genomic position ``tss``.
-
-    Parameters
-    ----------
-    tss : int
-        0-based genomic position of the TSS base.
-    output_start : int
-        0-based genomic position of the first base of output bin 0: the window's start plus
-        the crop offset (``window_start + (L // bin_size - n_bins) // 2 * bin_size``).
-    bin_size : int
-        Base pairs per bin.
-
-    Returns
-    -------
-    int
-        ``(tss - output_start) // bin_size``; outside ``[0, n_bins)`` when the TSS is not
-        covered by the output.
-    """
-    return (int(tss) - int(output_start)) // int(bin_size)
-
-
-def tss_bins(tss: int, output_start: int, n_bins: int, bin_size: int, width: int = 3) -> np.ndarray:
-    """The ``width`` output bins centred on a TSS's bin (see :func:`tss_bin`).
-
-    Parameters
-    ----------
-    tss : int
-        0-based genomic position of the TSS.
-    output_start : int
-        0-based genomic position of output bin 0 (window start + crop offset).
-    n_bins : int
-        Number of output bins.
-    bin_size : int
-        Base pairs per bin.
-    width : int, optional
-        Bins around the TSS bin (default 3: ``b-1, b, b+1``).
-
-    Returns
-    -------
-    numpy.ndarray
-        int64 bins inside the output; empty if the TSS's bin is outside it.
-    """
-    b = tss_bin(tss, output_start, bin_size)
-    if not 0 <= b < int(n_bins):
-        return np.zeros(0, dtype=np.int64)
-    return center_bins(b, n_bins, width)
-
-
-# ------------------------------------------------------------------------------------------
-# Genes
-# ------------------------------------------------------------------------------------------
-
-_ATTR_RE = re.compile(r'\s*([A-Za-z_][\w.]*)\s+(?:"([^"]*)"|([^;\s]+))\s*;?')
-
-
-def _gtf_attributes(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for match in _ATTR_RE.finditer(text):
-        key = match.group(1)
-        if key not in out:
-            out[key] = match.group(2) if match.group(2) is not None else match.group(3)
-    return out
-
-
-def read_gtf_tss(
-    path: str | os.PathLike[str],
-    *,
-    feature: Literal["auto", "gene", "transcript"] = "auto",
-    gene_types: Sequence[str] | None = None,
-) -> Any:
-    """Read transcription start sites from a GTF file (plain or gzip).
-
-    The TSS is strand-aware: the first base of the feature on ``+`` (GTF start) and its last
-    base on ``-`` (GTF end). GTF is 1-based and end-inclusive; the returned ``tss`` is the
-    0-based position of that base (GTF start − 1 on ``+``, GTF end − 1 on ``-``).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        GTF file.
-    feature : {'auto', 'gene', 'transcript'}, optional
-        Read ``gene`` lines (one TSS per gene) or ``transcript`` lines (one per transcript,
-        several per gene). ``'auto'`` uses gene lines when the file has any, else transcripts.
-    gene_types : sequence of str, optional
-        Keep only these ``gene_type`` (or ``gene_biotype``) values, e.g. ``['protein_coding']``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``gene_id, gene_name, chrom, tss, strand, transcript_id, gene_type`` in file
-        order (``gene_name`` falls back to ``gene_id``; ``transcript_id`` is empty for gene
-        lines).
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file does not exist.
-    ValueError
-        On a malformed line (naming file and line), or if no TSS is found.
-    """
-    import pandas as pd
-
-    from .io import _numbered_lines
-
-    path = Path(path)
-    if feature not in ("auto", "gene", "transcript"):
-        raise ValueError(f"feature must be 'auto', 'gene' or 'transcript', got {feature!r}")
-    rows: dict[str, list[dict[str, Any]]] = {"gene": [], "transcript": []}
-    wanted = set(gene_types) if gene_types is not None else None
-    for number, line in _numbered_lines(path):
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        where = f"{path}, line {number}"
-        if len(fields) < 9:
-            raise ValueError(
-                f"{where}: a GTF line needs 9 tab-separated columns, got {len(fields)}"
-            )
-        kind = fields[2]
-        if kind not in rows or (feature != "auto" and kind != feature):
-            continue
-        try:
-            start, end = int(fields[3]), int(fields[4])
-        except ValueError:
-            raise ValueError(
-                f"{where}: start and end must be integers, got {fields[3]!r}, {fields[4]!r}"
-            ) from None
-        strand = fields[6]
-        if strand not in ("+", "-"):
-            raise ValueError(f"{where}: a {kind} needs strand '+' or '-', got {strand!r}")
-        if start < 1 or end < start:
-            raise ValueError(f"{where}: need 1 <= start <= end, got {start}, {end}")
-        attrs = _gtf_attributes(fields[8])
-        gene_id = attrs.get("gene_id")
-        if not gene_id:
-            raise ValueError(f"{where}: no gene_id attribute")
-        gene_type = attrs.get("gene_type", attrs.get("gene_biotype", ""))
-        if wanted is not None and gene_type not in wanted:
-            continue
-        rows[kind].append(
-            {
-                "gene_id": gene_id,
-                "gene_name": attrs.get("gene_name") or gene_id,
-                "chrom": fields[0],
-                "tss": start - 1 if strand == "+" else end - 1,
-                "strand": strand,
-                "transcript_id": attrs.get("transcript_id", "") if kind == "transcript" else "",
-                "gene_type": gene_type,
-            }
-        )
-    kind = feature if feature != "auto" else ("gene" if rows["gene"] else "transcript")
-    table = pd.DataFrame(
-        rows[kind],
-        columns=["gene_id", "gene_name", "chrom", "tss", "strand", "transcript_id", "gene_type"],
-    )
-    if table.empty:
-        raise ValueError(f"{path}: no {kind} lines with a TSS found")
-    table["tss"] = table["tss"].astype(np.int64)
-    logger.info("read %d %s TSSs from %s", len(table), kind, path)
-    return table
-
-
-@dataclass(frozen=True)
-class GeneBins:
-    """A gene whose TSS lies in a window's output, and the bins to read.
-
-    Attributes
-    ----------
-    gene_id : str
-        Gene identifier.
-    gene_name : str
-        Gene name.
-    strand : str
-        ``'+'`` or ``'-'``.
-    tss : tuple of int
-        0-based TSS positions of the gene inside the output span.
-    bins : numpy.ndarray
-        int64 sorted union of the ``width`` bins around each of those TSSs.
-    """
-
-    gene_id: str
-    gene_name: str
-    strand: str
-    tss: tuple[int, ...]
-    bins: np.ndarray
-
-
-class TSSIndex:
-    """TSS positions per chromosome, for finding the genes in a window's output.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        From :func:`read_gtf_tss` (columns ``gene_id, gene_name, chrom, tss, strand``).
-    """
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-        self._by_chrom: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        tss = table["tss"].to_numpy(dtype=np.int64)
-        chroms = table["chrom"].to_numpy()
-        for chrom in dict.fromkeys(chroms.tolist()):
-            rows = np.flatnonzero(chroms == chrom)
-            order = np.argsort(tss[rows], kind="stable")
-            self._by_chrom[chrom] = (tss[rows][order], rows[order])
-        self._ids = table["gene_id"].to_numpy()
-        self._names = table["gene_name"].to_numpy()
-        self._strands = table["strand"].to_numpy()
-
-    @classmethod
-    def from_gtf(cls, path: str | os.PathLike[str], **kwargs: Any) -> TSSIndex:
-        """Build from a GTF file (``kwargs`` go to :func:`read_gtf_tss`).
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            GTF file.
-        **kwargs
-            ``feature``, ``gene_types``.
-
-        Returns
-        -------
-        TSSIndex
-            The index.
-        """
-        return cls(read_gtf_tss(path, **kwargs))
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def _lookup(self, chrom: str) -> tuple[np.ndarray, np.ndarray] | None:
-        for name in (chrom, chrom[3:] if chrom.startswith("chr") else "chr" + chrom):
-            if name in self._by_chrom:
-                return self._by_chrom[name]
-        if chrom in ("chrM", "MT"):
-            return self._by_chrom.get("MT" if chrom == "chrM" else "chrM")
-        return None
-
-    def genes_in_window(
-        self, chrom: str, output_start: int, n_bins: int, bin_size: int, *, width: int = 3
-    ) -> list[GeneBins]:
-        """Genes with a TSS inside an output span, and the bins around their TSSs.
-
-        Parameters
-        ----------
-        chrom : str
-            Chromosome (``chr`` prefix differences are bridged).
-        output_start : int
-            0-based genomic position of output bin 0 (window start + crop offset).
-        n_bins : int
-            Number of output bins.
-        bin_size : int
-            Base pairs per bin.
-        width : int, optional
-            Bins around each TSS bin (:func:`tss_bins`; default 3).
-
-        Returns
-        -------
-        list of GeneBins
-            One per gene, in order of first TSS position; a gene with several TSSs in the span
-            reads the union of their bins.
-        """
-        found = self._lookup(chrom)
-        if found is None:
-            return []
-        positions, rows = found
-        end = int(output_start) + int(n_bins) * int(bin_size)
-        lo, hi = np.searchsorted(positions, [int(output_start), end], side="left")
-        genes: dict[str, tuple[str, str, list[int], list[np.ndarray]]] = {}
-        for pos, row in zip(positions[lo:hi].tolist(), rows[lo:hi].tolist(), strict=True):
-            bins = tss_bins(pos, output_start, n_bins, bin_size, width)
-            gid = str(self._ids[row])
-            entry = genes.setdefault(gid, (str(self._names[row]), str(self._strands[row]), [], []))
-            if pos not in entry[2]:
-                entry[2].append(pos)
-                entry[3].append(bins)
-        return [
-            GeneBins(gid, name, strand, tuple(tss), np.unique(np.concatenate(bins)))
-            for gid, (name, strand, tss, bins) in genes.items()
-        ]
