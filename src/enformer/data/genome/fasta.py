@@ -146,7 +146,6 @@ def read_fasta_sequences(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     return records
 
 
-
 class FastaReader(Protocol):
     """What :func:`open_fasta` returns: sizes, and 0-based half-open fetches within them."""
 
@@ -177,7 +176,6 @@ def _first_byte(path: Path, compression: str) -> bytes:
             return fh.read(4096).lstrip()[:1]
     except (OSError, EOFError, zlib.error) as err:
         raise ValueError(f"{path} is a corrupt or truncated compressed file: {err}") from err
-
 
 
 class _PysamBackend:

@@ -25,7 +25,6 @@ def alias_candidates(name: str) -> list[str]:
     return out
 
 
-
 def find_alias(name: str, sizes: Mapping[str, int]) -> str | None:
     """The first alias of ``name`` that ``sizes`` has, or None."""
     for candidate in alias_candidates(name):

@@ -25,8 +25,6 @@ class GenomeWarning(UserWarning):
     """
 
 
-
-
 class Window(NamedTuple):
     """A centred genome window: its interval and its sequence (upper-case, N-padded)."""
 

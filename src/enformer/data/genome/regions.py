@@ -193,11 +193,6 @@ def parse_region(text: str) -> Interval:
     return Interval(chrom.strip(), start1 - 1, end1)
 
 
-# --------------------------------------------------------------------------------------------
-# Text files: BED, chrom sizes, user FASTA
-# --------------------------------------------------------------------------------------------
-
-
 def read_bed(path: str | os.PathLike[str]) -> list[Interval]:
     """Read intervals from a BED file (0-based, half-open), plain or gzip-compressed.
 
