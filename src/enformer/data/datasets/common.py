@@ -45,12 +45,14 @@ def sequence_codes(sequence: str) -> np.ndarray:
 
 
 def onehot_codes(onehot: np.ndarray) -> np.ndarray:
+    """Base codes (uint8, 0-3 ACGT, 4 N) of a ``(..., L, 4)`` one-hot array (all-zero rows: N)."""
     codes = np.argmax(onehot, axis=-1).astype(np.uint8)
     codes[~np.asarray(onehot).astype(bool).any(axis=-1)] = 4
     return codes
 
 
 def codes_onehot(codes: np.ndarray) -> torch.Tensor:
+    """Float32 one-hot tensor ``(L, 4)`` of base codes (code 4, N, is all zeros)."""
     return torch.from_numpy(_CODE_TO_ONEHOT[codes])  # (L, 4) float32
 
 
@@ -77,6 +79,7 @@ def fetch_codes(genome: Genome, sizes: dict[str, int], window: Interval) -> tupl
 
 
 def track_pool_stat(track: Track) -> str:
+    """How to pool a track's bins ('sum', 'mean' or 'max'), from its sheet's ``sum_stat``."""
     stat = (track.sum_stat or "sum").lower()
     if stat == "max":
         return "max"
@@ -128,10 +131,10 @@ def pool_bins(target: np.ndarray, pool: int, stats: str | Sequence[str] = "sum")
 
 
 def check_index(index: int, n: int) -> int:
+    """``index`` as a non-negative position in ``range(n)`` (negative counts from the end)."""
     index = int(index)
     if index < 0:
         index += n
     if not 0 <= index < n:
         raise IndexError(f"index {index} is out of range for a dataset of {n} items")
     return index
-

@@ -151,9 +151,13 @@ class FastaReader(Protocol):
 
     sizes: dict[str, int]
 
-    def fetch(self, chrom: str, start: int, end: int) -> str: ...
+    def fetch(self, chrom: str, start: int, end: int) -> str:
+        """Sequence of ``[start, end)`` on ``chrom``, within the chromosome."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the file handle."""
+        ...
 
 
 def _compression(path: Path) -> Literal["plain", "bgzf", "gzip"]:
@@ -268,9 +272,7 @@ def open_fasta(path: Path, backend: str = "auto") -> FastaReader:
         )
     fai = path.with_name(path.name + ".fai")
     gzi = path.with_name(path.name + ".gzi")
-    missing = [
-        p.name for p in [fai] + ([gzi] if compression == "bgzf" else []) if not p.exists()
-    ]
+    missing = [p.name for p in [fai] + ([gzi] if compression == "bgzf" else []) if not p.exists()]
     if missing:
         logger.info("indexing %s (missing %s); this may take a while", path, ", ".join(missing))
     try:

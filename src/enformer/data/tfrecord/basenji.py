@@ -30,18 +30,7 @@ import numpy as np
 from .example import FeatureValue, encode_example, parse_example
 from .records import Compression, iter_tfrecord
 
-__all__ = [
-    "Layout",
-    "TFRecordStatistics",
-    "decode_example",
-    "encode_record",
-    "read_statistics",
-    "read_tfrecords",
-    "tfrecord_files",
-]
-
 logger = logging.getLogger(__name__)
-
 
 Layout = Literal["auto", "onehot", "indices"]
 
