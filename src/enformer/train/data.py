@@ -9,8 +9,7 @@ global batch size, and resuming at batch ``k`` of an epoch (:meth:`EpochBatchSam
 skips exactly the batches already consumed, without loading them.
 
 A sample is a dict ``{"sequence": float32 (L, 4), "target": float32 (bins, tracks),
-"index": int}``. Data sets come from :mod:`enformer.data.datasets` (imported lazily, so this
-module imports without it); an ``.npz`` of arrays works without that module too. For
+"index": int}``. Data sets come from :mod:`enformer.data.datasets`. For
 augmentation to resume exactly as well, a data set's random choices should depend only on its
 seed, the epoch (it may define ``set_epoch(epoch)``, which the training loop calls) and the
 example index, never on a stream of draws.
@@ -19,7 +18,6 @@ example index, never on a stream of draws.
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..data.datasets import (
+    ArrayDataset,
+    AugmentedDataset,
+    BigWigDataset,
+    TFRecordDataset,
+    worker_init_fn,
+)
+from ..data.genome import read_bed
 from .config import DataConfig
 
 __all__ = [
@@ -149,12 +155,6 @@ class ShardSampler(Sampler[int]):
         return iter(self.indices)
 
 
-def _seed_worker(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
 def make_train_loader(
     dataset: Dataset,
     *,
@@ -201,7 +201,7 @@ def make_train_loader(
         dataset,
         batch_sampler=sampler,
         num_workers=num_workers,
-        worker_init_fn=_seed_worker if num_workers else None,
+        worker_init_fn=worker_init_fn if num_workers else None,
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=False,
     )
@@ -267,44 +267,10 @@ def epoch_batches(
 # ================================================================== datasets
 
 
-class _Arrays(Dataset):
-    """Minimal in-memory data set (used when :mod:`enformer.data.datasets` is missing)."""
-
-    def __init__(self, sequences: np.ndarray, targets: np.ndarray) -> None:
-        if len(sequences) != len(targets):
-            raise ValueError(f"{len(sequences)} sequences but {len(targets)} targets")
-        self.sequences = sequences
-        self.targets = targets
-
-    def __len__(self) -> int:
-        return len(self.sequences)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        seq = np.asarray(self.sequences[index])
-        if seq.ndim == 1:  # uint8 indices 0-3 = ACGT, anything else = N
-            onehot = np.zeros((seq.shape[0], 4), dtype=np.float32)
-            ok = seq < 4
-            onehot[np.nonzero(ok)[0], seq[ok].astype(np.int64)] = 1.0
-            seq = onehot
-        return {
-            "sequence": torch.as_tensor(np.asarray(seq, dtype=np.float32)),
-            "target": torch.as_tensor(np.asarray(self.targets[index], dtype=np.float32)),
-            "index": int(index),
-        }
-
-
 def _onehot_indices(indices: np.ndarray) -> np.ndarray:
     """Base indices ``(N, L)`` (0-3 = A, C, G, T; else N) -> one-hot uint8 ``(N, L, 4)``."""
     table = np.concatenate([np.eye(4, dtype=np.uint8), np.zeros((252, 4), dtype=np.uint8)])
     return table[np.asarray(indices).astype(np.uint8)]
-
-
-def _datasets_module() -> Any | None:
-    try:
-        from ..data import datasets  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return datasets
 
 
 def load_npz_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -340,7 +306,6 @@ def load_npz_split(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray
 
 
 def _bigwig_dataset(
-    cls: Any,
     data: DataConfig,
     split: str,
     length: int | None,
@@ -348,8 +313,6 @@ def _bigwig_dataset(
     target_length: int | None,
 ) -> Dataset:
     """A BigWigDataset over the BED intervals whose name (column 4) is ``split``."""
-    from ..data.genome import read_bed
-
     if not data.genome or not data.targets:
         raise ValueError("data.kind=bigwig needs data.genome (FASTA) and data.targets (sheet)")
     if length is None or bin_size is None:
@@ -361,7 +324,7 @@ def _bigwig_dataset(
         chosen = intervals if split == data.train_split else []
     if not chosen:
         raise ValueError(f"no intervals of split {split!r} in {data.path} (BED column 4)")
-    return cls(
+    return BigWigDataset(
         chosen,
         data.genome,
         data.targets,
@@ -423,7 +386,6 @@ def build_dataset(
     torch.utils.data.Dataset
         Map-style data set of sample dicts.
     """
-    mod = _datasets_module()
     length = data.sequence_length or sequence_length
     if data.kind == "npz":
         seqs, targets = load_npz_split(data.path, split)
@@ -434,44 +396,23 @@ def build_dataset(
             if bins % data.pool:
                 raise ValueError(f"{bins} target bins do not divide into pools of {data.pool}")
             targets = targets.reshape(n, bins // data.pool, data.pool, tracks).sum(axis=2)
-        if mod is not None and hasattr(mod, "ArrayDataset"):
-            ds = mod.ArrayDataset(seqs, targets)
-        else:
-            ds = _Arrays(seqs, targets)
+        ds = ArrayDataset(seqs, targets)
     elif data.kind == "tfrecord":
-        if mod is None or not hasattr(mod, "TFRecordDataset"):
-            raise ImportError(
-                "data.kind=tfrecord needs enformer.data.datasets.TFRecordDataset, which is not "
-                "available in this installation"
-            )
-        ds = mod.TFRecordDataset(
+        ds = TFRecordDataset(
             data.path, split, genome=data.genome, sequence_length=length, pool=data.pool
         )
     elif data.kind == "bigwig":
-        cls = getattr(mod, "BigWigDataset", None) if mod is not None else None
-        if cls is None:
-            raise ImportError(
-                "data.kind=bigwig needs enformer.data.datasets.BigWigDataset, which is not "
-                "available in this installation"
-            )
-        ds = _bigwig_dataset(cls, data, split, length, bin_size, target_length)
+        ds = _bigwig_dataset(data, split, length, bin_size, target_length)
     else:  # pragma: no cover - TrainConfig validates kind
         raise ValueError(f"unknown data kind {data.kind!r}")
     if len(ds) == 0:  # type: ignore[arg-type]
         raise ValueError(f"split {split!r} of {data.path} has no examples")
     if train and (data.max_shift or data.reverse_complement):
-        aug = getattr(mod, "AugmentedDataset", None) if mod is not None else None
-        if aug is None:
-            log.warning(
-                "enformer.data.datasets.AugmentedDataset is not available: training without "
-                "shift / reverse-complement augmentation"
-            )
-        else:
-            ds = aug(
-                ds,
-                max_shift=data.max_shift,
-                rc=data.reverse_complement,
-                strand_pairs=strand_pairs,
-                seed=seed,
-            )
+        ds = AugmentedDataset(
+            ds,
+            max_shift=data.max_shift,
+            rc=data.reverse_complement,
+            strand_pairs=strand_pairs,
+            seed=seed,
+        )
     return ds

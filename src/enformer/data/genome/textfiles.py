@@ -1,0 +1,40 @@
+"""Plain or gzip-compressed text files, read line by line with clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+__all__ = ["numbered_lines", "open_text"]
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def open_text(path: Path) -> IO[str]:
+    """Open a plain or gzip-compressed text file for reading (UTF-8)."""
+    if not path.exists():
+        raise FileNotFoundError(f"file not found: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"expected a file but got a directory: {path}")
+    if _is_gzip(path):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")  # noqa: SIM115 - returned to the caller's `with`
+
+
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` without the line ending; wrap decoding errors."""
+    try:
+        with open_text(path) as fh:
+            for number, line in enumerate(fh, start=1):
+                yield number, line.rstrip("\r\n")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not a text file (cannot decode as UTF-8): {err}") from err
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise ValueError(f"{path} is a corrupt or truncated gzip file: {err}") from err
