@@ -41,7 +41,8 @@ from ..data.genome import Genome, GenomeWarning, Interval
 from ..data.sequence import one_hot
 from ..io.jobs import sequence_digest
 from ..model.geometry import OutputGeometry
-from .predict import Engine, progress_bar
+from ..io.progress import progress_bar
+from .engine import Engine
 
 __all__ = [
     "Tile",

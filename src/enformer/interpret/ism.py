@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..data.sequence import decode, one_hot
-from ..inference.predict import progress_bar
+from ..io.progress import progress_bar
 from ..model.geometry import OutputGeometry, output_geometry
 from ..runtime import parse_device
 from ..model.reuse import conv_activations, conv_tower_for, forward_from_tower
