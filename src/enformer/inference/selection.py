@@ -44,6 +44,7 @@ __all__ = [
     "resolve_heads",
     "resolve_strand_pairs",
     "resolve_tracks",
+    "select_for_weights",
     "select_tracks",
     "track_sheet_for",
 ]
@@ -137,7 +138,7 @@ def select_tracks(
     spec: Any = None,
     *,
     head: str | None = None,
-    sheet: TrackSheet | None = None,
+    sheet: TrackSheet | str | os.PathLike[str] | None = None,
 ) -> TrackSelection:
     """Resolve a track selection (see the module docstring) for one head.
 
@@ -149,8 +150,8 @@ def select_tracks(
         The selection; ``None`` selects every track.
     head : str, optional
         The head (default :func:`default_head`).
-    sheet : TrackSheet, optional
-        The head's sheet, for names; it must have as many tracks as the head.
+    sheet : TrackSheet or path-like, optional
+        The head's sheet (or its file), for names; it must have as many tracks as the head.
 
     Returns
     -------
@@ -167,6 +168,8 @@ def select_tracks(
     """
     head = _check_head(default_head(config) if head is None else head, config)
     n = config.heads[head]
+    if sheet is not None and not isinstance(sheet, TrackSheet):
+        sheet = TrackSheet.read(sheet, head=head)
     if sheet is not None and len(sheet) != n:
         raise ValueError(
             f"track sheet {sheet.path or ''} has {len(sheet)} tracks but head {head!r} outputs "
@@ -222,6 +225,63 @@ def _ints(spec: Any, n: int, head: str) -> list[int]:
             raise ValueError(f"track index {i} is out of range for head {head!r} (0..{n - 1})")
         out.setdefault(int(i), None)
     return list(out)
+
+
+def select_for_weights(
+    weights: str | os.PathLike[str] | None,
+    config: EnformerConfig,
+    spec: Any = None,
+    *,
+    head: str | None = None,
+    targets: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> TrackSelection:
+    """:func:`select_tracks` with the sheet :func:`track_sheet_for` finds for ``weights``.
+
+    A selection that names tracks (anything but indices, ranges and ``all``) needs the sheet:
+    it is then required and may be downloaded (when ``download``). A selection by index
+    uses a sheet found locally (for identifiers and strand pairs) and works without one.
+
+    Parameters
+    ----------
+    weights : str or path-like, optional
+        What the model was loaded from.
+    config : EnformerConfig
+        The model's configuration.
+    spec : object, optional
+        The selection (``None``: every track).
+    head : str, optional
+        The head (default :func:`default_head`).
+    targets : str or path-like, optional
+        A sheet, or a folder holding ``targets_{head}.txt``, given by the user.
+    download : bool, optional
+        Allow downloading the official sheet when the selection needs names.
+
+    Returns
+    -------
+    TrackSelection
+        The selection.
+    """
+    head = _check_head(default_head(config) if head is None else head, config)
+    by_index = not _names_tracks(spec)
+    sheet = track_sheet_for(
+        weights,
+        head,
+        targets,
+        n_tracks=config.heads[head],
+        download=download and not by_index,
+        required=not by_index,
+    )
+    return select_tracks(config, spec, head=head, sheet=sheet)
+
+
+def _names_tracks(spec: Any) -> bool:
+    """Whether a selection holds text other than indices, ranges and ``all``."""
+    if isinstance(spec, str):
+        return not is_index_spec(spec)
+    if isinstance(spec, list | tuple):
+        return any(_names_tracks(item) for item in spec)
+    return False
 
 
 def _per_head(value: Any, heads: list[str]) -> dict[str, Any]:

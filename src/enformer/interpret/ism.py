@@ -111,6 +111,18 @@ class ISM:
         """``scores - reference``, ``(positions, 4, tracks)``; 0 at the reference bases."""
         return self.scores - self.reference[None, None, :]
 
+    def largest_effect(self) -> tuple[int, int, np.ndarray]:
+        """The mutation with the largest absolute effect on any track.
+
+        Returns
+        -------
+        position, base, effects
+            Position in the window, base index (A, C, G, T) and its effect on every track.
+        """
+        eff = self.effects
+        position, base = divmod(int(np.argmax(np.abs(eff).max(axis=-1))), 4)
+        return position, base, eff[position, base]
+
     @property
     def n_positions(self) -> int:
         """Number of mutated positions."""
