@@ -441,19 +441,20 @@ def track_sheet_for(
     if targets is not None:
         path = find_track_sheet(head, path=targets, download=False)
         return _fitting(TrackSheet.read(path, head=head), head, n_tracks, strict=True)
-    for candidate in also:
+    folder = weights_dir(weights)
+    beside = [] if folder is None else [folder / f"targets_{head}.txt"]
+    for candidate in [*also, *beside]:
         if Path(candidate).is_file():
             sheet = _fitting(TrackSheet.read(candidate, head=head), head, n_tracks, required)
             if sheet is not None:
                 return sheet
-    try:
-        path = find_track_sheet(head, weights_dir=weights_dir(weights), download=download)
+    try:  # the cache, then the download
+        path = find_track_sheet(head, download=download)
     except TrackSheetNotFound:
         if required:
             raise
         return None
-    sheet = _fitting(TrackSheet.read(path, head=head), head, n_tracks, required)
-    return sheet
+    return _fitting(TrackSheet.read(path, head=head), head, n_tracks, required)
 
 
 def _fitting(sheet: TrackSheet, head: str, n_tracks: int | None, strict: bool) -> TrackSheet | None:
