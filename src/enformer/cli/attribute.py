@@ -152,10 +152,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "target_value": {a.name: float(a.target_value) for a in items}, "files": files,
         "settings": str(opt.write_settings(args.out, SETTINGS_NAME, settings, files)),
     }  # fmt: skip
-    if warned:
-        summary["warnings"] = warned
-    summary["_text"] = _render(summary)
-    return summary
+    return opt.finish_summary(summary, warned, _render)
 
 
 def _render(s: dict[str, Any]) -> str:

@@ -139,13 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _track_entry(track) -> dict[str, Any]:
-    return {
-        "index": track.index,
-        "identifier": track.identifier,
-        "assay": track.assay,
-        "strand": track.strand,
-        "description": track.description,
-    }
+    return {k: getattr(track, k) for k in ("index", "identifier", "assay", "strand", "description")}
 
 
 def _render(s: dict[str, Any]) -> str:

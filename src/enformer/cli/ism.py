@@ -143,10 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "files": files,
         "settings": str(opt.write_settings(out, SETTINGS_NAME, settings, files)),
     }  # fmt: skip
-    if warned:
-        summary["warnings"] = warned
-    summary["_text"] = _render(summary)
-    return summary
+    return opt.finish_summary(summary, warned, _render)
 
 
 def _render(s: dict[str, Any]) -> str:

@@ -180,6 +180,14 @@ def write_settings(out: Path, name: str, settings: dict, files: list[dict]) -> P
     return path
 
 
+def finish_summary(summary: dict[str, Any], warnings: list[str], render) -> dict[str, Any]:
+    """Add the warnings (if any) and the text rendering (``render(summary)``) to a summary."""
+    if warnings:
+        summary["warnings"] = warnings
+    summary["_text"] = render(summary)
+    return summary
+
+
 def render_files(summary: dict[str, Any]) -> list[str]:
     """The closing lines of a summary: files written, warnings, settings file."""
     lines = [f"wrote {len(summary['files'])} file(s) to {summary['out']}:"]

@@ -38,6 +38,8 @@ from ..data.tracks import TrackSheet, TrackSheetNotFound, find_track_sheet, is_i
 from ..data.tracks import parse_index_spec
 from ..model.config import EnformerConfig
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "TrackSelection",
     "default_head",
@@ -48,8 +50,6 @@ __all__ = [
     "select_tracks",
     "track_sheet_for",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -343,9 +343,9 @@ def resolve_strand_pairs(
     Parameters
     ----------
     config : EnformerConfig
-        The model's configuration.
+        The model's configuration (the number of tracks of each head).
     heads : list of str
-        Heads being predicted.
+        The heads whose permutations are wanted.
     strand_pairs : array or mapping of str to array, optional
         Explicit permutations; when missing for a head, the head's sheet's
         :meth:`~enformer.data.tracks.TrackSheet.strand_pair_permutation` is used.
@@ -362,25 +362,23 @@ def resolve_strand_pairs(
     ValueError
         If a permutation has the wrong length or is not a permutation.
     """
-    pairs = _per_head(strand_pairs, heads)
-    sheets = _per_head(track_sheet, heads)
-    out: dict[str, np.ndarray | None] = {}
-    for head in heads:
-        perm = pairs[head]
-        if perm is None and sheets[head] is not None:
-            perm = sheets[head].strand_pair_permutation()
-        if perm is None:
-            out[head] = None
-            continue
-        perm = np.asarray(perm, dtype=np.int64)
-        n = config.heads[head]
-        if perm.shape != (n,) or not np.array_equal(np.sort(perm), np.arange(n)):
-            raise ValueError(
-                f"strand_pairs for head {head!r} must be a permutation of 0..{n - 1} "
-                f"(shape ({n},)), got shape {perm.shape}"
-            )
-        out[head] = perm
-    return out
+    pairs, sheets = _per_head(strand_pairs, heads), _per_head(track_sheet, heads)
+    return {h: _permutation(pairs[h], sheets[h], h, config.heads[h]) for h in heads}
+
+
+def _permutation(perm: Any, sheet: TrackSheet | None, head: str, n: int) -> np.ndarray | None:
+    """A head's strand-pair permutation, checked; the sheet's when ``perm`` is None."""
+    if perm is None and sheet is not None:
+        perm = sheet.strand_pair_permutation()
+    if perm is None:
+        return None
+    perm = np.asarray(perm, dtype=np.int64)
+    if perm.shape != (n,) or not np.array_equal(np.sort(perm), np.arange(n)):
+        raise ValueError(
+            f"strand_pairs for head {head!r} must be a permutation of 0..{n - 1} "
+            f"(shape ({n},)), got shape {perm.shape}"
+        )
+    return perm
 
 
 def track_sheet_for(
