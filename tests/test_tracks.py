@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from enformer.data import tracks as tracks_module
+from enformer.data import track_files
 from enformer.data.tracks import (
     Track,
     TrackSheet,
@@ -535,7 +535,7 @@ def test_download_checks_official_track_count(
 ):
     base, root, _ = server
     shutil.copy(tiny_path, root / "targets_human.txt")
-    monkeypatch.setattr(tracks_module, "DEFAULT_URL", base + "/targets_{head}.txt")
+    monkeypatch.setattr(track_files, "DEFAULT_URL", base + "/targets_{head}.txt")
     cache = tmp_path / "cache"
     with pytest.raises(TrackSheetNotFound, match="74 tracks; the official human head has 5313"):
         find_track_sheet("human", cache_dir=cache)

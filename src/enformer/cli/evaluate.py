@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import math
 import os
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from . import options as opt
+
 
 HELP = "per-track and per-assay Pearson r of a model on a data split"
 
@@ -44,20 +43,20 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default="auto",
         help="data kind (default: npz for .npz files, else tfrecord)",
     )
-    p.add_argument(
-        "--targets",
+    opt.add_targets_option(
+        p,
+        "track sheet (default: DIR/targets.txt, else targets_{head}.txt beside the weights)",
         metavar="PATH",
-        help="track sheet (default: DIR/targets.txt, else targets_{head}.txt beside the weights)",
     )
-    p.add_argument("--head", help="head to evaluate (default: 'human' if present, else the first)")
+    opt.add_head_option(p, "head to evaluate (default: 'human' if present, else the first)")
     p.add_argument("--pool", type=int, default=1, help="pool this many target bins into one")
     p.add_argument("--genome", metavar="FASTA", help="genome to extend TFRecord windows")
     p.add_argument(
         "--sequence-length", type=int, metavar="BP", help="model input length (default: records')"
     )
-    p.add_argument("--batch-size", type=int, default=2, help="sequences per forward pass")
+    opt.add_batch_size_option(p, 2, "sequences per forward pass")
     p.add_argument("--max-batches", type=int, metavar="N", help="evaluate only N batches")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 (default: auto)")
+    opt.add_device_option(p, "cpu, cuda, cuda:1 (default: auto)", default="auto")
     p.add_argument("--no-amp", action="store_true", help="float32 on CUDA too (no bf16)")
     p.add_argument("--out", metavar="JSON", help="also write the full report to this file")
     return p
@@ -65,37 +64,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def _fmt(value: float) -> str:
     return "nan" if value is None or not math.isfinite(value) else f"{value:.4f}"
-
-
-def _find_sheet(args: argparse.Namespace, head: str, n_tracks: int) -> Any | None:
-    from ..data.tracks import TrackSheet
-    from ..weights import weights_dir
-
-    candidates = []
-    if args.targets:
-        path = Path(args.targets)
-        if not path.exists():
-            raise FileNotFoundError(f"track sheet not found: {path}")
-        candidates.append(path / f"targets_{head}.txt" if path.is_dir() else path)
-    else:
-        data = Path(args.data)
-        if data.is_dir():
-            candidates.append(data / "targets.txt")
-        base = weights_dir(args.weights)
-        if base is not None:
-            candidates.append(base / f"targets_{head}.txt")
-    for path in candidates:
-        if path.is_file():
-            sheet = TrackSheet.read(path, head=head)
-            if len(sheet) == n_tracks:
-                return sheet
-            if args.targets:
-                raise ValueError(
-                    f"track sheet {path} has {len(sheet)} tracks but head {head!r} outputs "
-                    f"{n_tracks}; pass the sheet that belongs to these weights"
-                )
-            log.info("ignoring %s: %d tracks, head %r has %d", path, len(sheet), head, n_tracks)
-    return None
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -112,6 +80,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load the model and data, evaluate, and return the report."""
+    from ..inference.selection import default_head, resolve_heads, track_sheet_for
+    from ..io.jobs import write_json_atomic
     from ..train.config import DataConfig
     from ..train.data import build_dataset, make_eval_loader
     from ..train.distributed import resolve_device
@@ -121,11 +91,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _check_numbers(args)
     device = resolve_device(args.device)
     model = load_pretrained(args.weights, device=device, progress=not args.quiet)
-    heads = list(model.config.heads)
-    head = args.head or ("human" if "human" in heads else heads[0])
-    if head not in heads:
-        raise ValueError(f"the model has no head {head!r}; its heads are {heads}")
-    sheet = _find_sheet(args, head, model.config.heads[head])
+    head = resolve_heads(args.head or default_head(model.config), model.config)[0]
+    data_sheet = Path(args.data) / "targets.txt"
+    sheet = track_sheet_for(
+        args.weights, head, args.targets, also=[data_sheet], n_tracks=model.config.heads[head]
+    )
     kind = args.kind
     if kind == "auto":
         kind = "npz" if str(args.data).endswith(".npz") else "tfrecord"
@@ -182,16 +152,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(report, indent=2, default=_nan_none) + "\n", encoding="utf-8")
-        tmp.replace(out)
+        write_json_atomic(out, report)
         report["out"] = str(out)
     report["_text"] = _text(report)
     return report
-
-
-def _nan_none(value: Any) -> Any:
-    return str(value)
 
 
 def _text(report: dict[str, Any]) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..model import Enformer, EnformerConfig
 from ..model.geometry import output_geometry
+from . import options as opt
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,27 +35,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=["official", "tiny"],
         help="configuration to describe when no --weights are given (default: official)",
     )
-    p.add_argument("--head", default=None, help="head whose tracks to list (default: every head)")
-    p.add_argument(
-        "--targets",
-        metavar="PATH",
-        help="track sheet file, or folder holding targets_{head}.txt",
-    )
+    opt.add_head_option(p, "head whose tracks to list (default: every head)")
+    opt.add_targets_option(p, metavar="PATH")
     p.add_argument(
         "--search",
         metavar="TEXT",
         help="list tracks whose description matches TEXT (e.g. K562, 'assay:CAGE')",
     )
-    p.add_argument(
-        "--tracks",
-        metavar="SELECTION",
-        help="list tracks by selection: indices '0,5,10-20', identifiers, 'assay:DNASE', 'all'",
+    opt.add_tracks_option(
+        p, "list tracks by selection: indices '0,5,10-20', identifiers, 'assay:DNASE', 'all'"
     )
     p.add_argument("--limit", type=int, default=20, help="tracks to show per head (default 20)")
-    p.add_argument(
-        "--no-download",
-        action="store_true",
-        help="never download track sheets; only use local files and the cache",
+    opt.add_no_download_option(
+        p, "never download track sheets; only use local files and the cache"
     )
     return p
 
@@ -84,15 +76,14 @@ def _geometry(cfg: EnformerConfig) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Describe the model (and tracks, when asked)."""
-    weights_dir: Path | None = None
+    from ..inference.selection import resolve_heads, select_tracks, track_sheet_for
+
     if args.weights:
         from ..weights import load_pretrained
-        from ..weights import weights_dir as local_weights_dir
 
         model = load_pretrained(args.weights)
         cfg = model.config
         source = args.weights
-        weights_dir = local_weights_dir(args.weights)
     else:
         cfg = EnformerConfig.preset(args.preset)
         with torch.device("meta"):
@@ -111,44 +102,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     want_tracks = bool(args.search or args.tracks or args.targets)
     tracks: dict[str, Any] = {}
     notes: list[str] = []
-    heads = [args.head] if args.head else list(cfg.heads)
+    heads = resolve_heads(args.head, cfg)
     errors: list[str] = []
+    spec = args.tracks or (args.search and f"search:{args.search}")
     for head in heads:
-        if head not in cfg.heads:
-            raise ValueError(f"the model has no head {head!r}; it has {', '.join(cfg.heads)}")
-        sheet = _find_sheet(head, args, weights_dir, download=want_tracks and not args.no_download)
+        sheet = track_sheet_for(
+            args.weights, head, args.targets, n_tracks=cfg.heads[head],
+            download=want_tracks and not args.no_download, required=bool(spec),
+        )  # fmt: skip
         if sheet is None:
             notes.append(
                 f"no track sheet found for head {head!r}; pass --targets targets_{head}.txt "
                 "or --search TEXT to download it"
             )
             continue
-        if len(sheet) != cfg.heads[head]:
-            raise ValueError(
-                f"track sheet {sheet.path} has {len(sheet)} tracks but head {head!r} outputs "
-                f"{cfg.heads[head]}; pass the sheet that belongs to these weights"
-            )
         entry: dict[str, Any] = {"sheet": str(sheet.path), "assays": sheet.assay_counts()}
-        spec = args.tracks or (args.search and f"search:{args.search}")
         if spec:
             try:
-                chosen = sheet.select(spec)
+                chosen = select_tracks(cfg, spec, head=head, sheet=sheet).indices
             except ValueError as err:
                 if len(heads) == 1:
                     raise
                 chosen = []  # another head may match; an empty list here is an answer
                 errors.append(str(err))
             entry["matches"] = len(chosen)
-            entry["tracks"] = [
-                {
-                    "index": sheet[i].index,
-                    "identifier": sheet[i].identifier,
-                    "assay": sheet[i].assay,
-                    "strand": sheet[i].strand,
-                    "description": sheet[i].description,
-                }
-                for i in chosen[: args.limit]
-            ]
+            entry["tracks"] = [_track_entry(sheet[i]) for i in chosen[: args.limit]]
         tracks[head] = entry
     if errors and len(errors) == len(heads):
         raise ValueError("; ".join(f"{h}: {e}" for h, e in zip(heads, errors, strict=True)))
@@ -160,16 +138,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def _find_sheet(head: str, args: argparse.Namespace, weights_dir: Path | None, download: bool):
-    from ..data.tracks import TrackSheet, TrackSheetNotFound, find_track_sheet
-
-    try:
-        path = find_track_sheet(head, path=args.targets, weights_dir=weights_dir, download=download)
-    except TrackSheetNotFound:
-        if args.targets or args.search or args.tracks:
-            raise
-        return None
-    return TrackSheet.read(path, head=head)
+def _track_entry(track) -> dict[str, Any]:
+    return {k: getattr(track, k) for k in ("index", "identifier", "assay", "strand", "description")}
 
 
 def _render(s: dict[str, Any]) -> str:

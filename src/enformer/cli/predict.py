@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
-from pathlib import Path
 from typing import Any
 
-import torch
-
-from ..data.tracks import is_index_spec, parse_index_spec
-from .options import add_attention_option, apply_attention_option
+from . import options as opt
 
 log = logging.getLogger(__name__)
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -36,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "processes."
         ),
     )
-    p.add_argument("--weights", required=True, metavar="DIR|NAME", help="checkpoint or hub name")
+    opt.add_weights_option(p)
     p.add_argument("--fasta", metavar="FASTA", help="indexed genome FASTA (plain or bgzip)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument(
@@ -55,16 +48,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="FASTA of sequences of the model's input length (no genomic coordinates: "
         "h5/npz output only)",
     )
-    p.add_argument(
-        "--tracks",
-        metavar="SELECTION",
-        help="tracks to write: indices '0,5,10-20', 'all', or with a track sheet identifiers, "
+    opt.add_tracks_option(
+        p,
+        "tracks to write: indices '0,5,10-20', 'all', or with a track sheet identifiers, "
         "'assay:CAGE', 'search:K562' (default 'all' for h5/npz; required for bigwig)",
     )
-    p.add_argument("--head", help="model head (default: 'human' if present, else the first)")
-    p.add_argument(
-        "--targets", metavar="SHEET", help="track sheet file, or folder holding targets_{head}.txt"
-    )
+    opt.add_head_option(p)
+    opt.add_targets_option(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument(
         "--overwrite",
@@ -77,28 +67,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=["bigwig", "h5", "npz"],
         help="output format (default: bigwig for genomic inputs, h5 for --sequences)",
     )
-    p.add_argument(
-        "--rc",
-        action="store_true",
-        help="average in reverse-complement predictions (strand-paired tracks swapped)",
+    opt.add_rc_option(
+        p, "average in reverse-complement predictions (strand-paired tracks swapped)"
     )
-    p.add_argument(
-        "--shifts",
-        default="0",
-        metavar="S[,S...]",
-        help="shifts in bp whose predictions are averaged, e.g. -1,0,1 (default 0),"
-        " each at most half an output bin (|S| <= 64 bp for 128-bp bins;"
-        " Enformer was trained with up to 3)",
+    opt.add_shifts_option(
+        p, "shifts in bp whose predictions are averaged, e.g. -1,0,1 (default 0),"
     )
-    p.add_argument("--batch-size", type=int, default=1, help="sequences per forward pass")
-    p.add_argument("--device", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
-    p.add_argument(
-        "--dtype",
-        choices=sorted(_DTYPES),
-        help="autocast dtype (e.g. bfloat16 on a GPU; default: float32); outputs are "
-        "float32 either way",
-    )
-    add_attention_option(p)
+    opt.add_batch_size_option(p, 1, "sequences per forward pass")
+    opt.add_device_option(p)
+    opt.add_dtype_option(p)
+    opt.add_attention_option(p)
     p.add_argument(
         "--align",
         choices=["start", "grid"],
@@ -110,54 +88,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         help="map chromosome names that differ only by a 'chr' prefix (chr1/1, chrM/MT)",
     )
-    p.add_argument("--no-download", action="store_true", help="never download track sheets")
-    # Let "--shifts -1,0,1" through: argparse would take "-1,0,1" for an option.
-    if hasattr(p, "_negative_number_matcher"):
-        p._negative_number_matcher = re.compile(r"^-\d+(,\s*-?\d+)*$|^-\d*\.\d+$")
+    opt.add_no_download_option(p, "never download track sheets")
     return p
 
 
-def _parse_shifts(text: str) -> tuple[int, ...]:
-    try:
-        shifts = tuple(int(s) for s in text.replace(" ", "").split(",") if s)
-    except ValueError:
-        raise ValueError(
-            f"--shifts must be comma-separated integers, e.g. -1,0,1; got {text!r}"
-        ) from None
-    if not shifts:
-        raise ValueError("--shifts is empty; give e.g. 0 or -1,0,1")
-    return shifts
-
-
-def _find_sheet(head: str, args: argparse.Namespace, weights_dir: Path | None, needed: bool):
-    from ..data.tracks import TrackSheet, TrackSheetNotFound, find_track_sheet
-
-    try:
-        path = find_track_sheet(
-            head,
-            path=args.targets,
-            weights_dir=weights_dir,
-            download=needed and not args.no_download,
-        )
-    except TrackSheetNotFound:
-        if needed or args.targets:
-            raise
-        return None
-    return TrackSheet.read(path, head=head)
-
-
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Predict and write the files; return the summary."""
-    from ..data.genome import Genome, parse_region, read_bed, read_fasta_sequences
-    from ..inference.tiling import whole_chromosomes
-    from ..inference.writers import predict_to_files
-    from ..weights import load_pretrained
-    from ..weights import weights_dir as local_weights_dir
-
-    shifts = _parse_shifts(args.shifts)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    fmt = args.format or ("h5" if args.sequences else "bigwig")
+def _check(args: argparse.Namespace, fmt: str) -> None:
+    """Refuse option combinations that cannot work, before anything loads."""
     if args.sequences and fmt == "bigwig":
         raise ValueError(
             "--sequences have no genomic coordinates, so they cannot be written as BigWig; "
@@ -171,109 +107,65 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "file per track, and '--tracks all' writes one for every track of the head"
         )
 
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Predict and write the files; return the summary."""
+    from ..data.genome import Genome, read_fasta_sequences
+    from ..inference.tiling import read_regions
+    from ..inference.writers import predict_to_files
+
+    options = opt.predict_options(args, tracks=args.tracks or "all")
+    fmt = args.format or ("h5" if args.sequences else "bigwig")
+    _check(args, fmt)
     # Read the inputs first: bad regions and files fail before the weights load.
-    regions = None
-    sequences = None
-    genome = None
+    genome = regions = sequences = None
     try:
         if args.sequences:
             sequences = read_fasta_sequences(args.sequences)
         else:
             genome = Genome(args.fasta, chrom_aliases=args.chrom_alias)
-            if args.region:
-                regions = [parse_region(text) for text in args.region]
-            elif args.bed:
-                regions = read_bed(args.bed)
-                if not regions:
-                    raise ValueError(f"{args.bed} holds no regions")
-            else:
-                names = [c.strip() for c in args.chromosomes.split(",") if c.strip()]
-                if not names:
-                    raise ValueError("--chromosomes is empty; give e.g. chr1,chr2")
-                regions = whole_chromosomes(genome, names)
-            for region in regions:
-                genome.resolve_chrom(region.chrom)
-
-        model = load_pretrained(args.weights)
-        apply_attention_option(model, args)
-        cfg = model.config
-        head = args.head or ("human" if "human" in cfg.heads else next(iter(cfg.heads)))
-        if head not in cfg.heads:
-            raise ValueError(f"the model has no head {head!r}; it has {', '.join(cfg.heads)}")
-        spec = args.tracks or "all"
-        needs_names = not is_index_spec(spec)
-        weights_dir = local_weights_dir(args.weights)
-        sheet = _find_sheet(head, args, weights_dir, needed=needs_names)
-        if sheet is not None:
-            tracks: Any = spec
-        else:
-            every = spec.strip().lower() in ("all", "*")
-            tracks = None if every else parse_index_spec(spec, cfg.heads[head], "track")
-            if args.rc:
-                log.warning(
-                    "no track sheet for head %r: reverse-complement predictions are averaged "
-                    "without swapping strand-paired tracks (pass --targets to swap them)",
-                    head,
-                )
-
+            regions = read_regions(
+                genome, regions=args.region, bed=args.bed, chromosomes=args.chromosomes
+            )
+        model = opt.load_model(args)
+        sel = opt.select_from_args(args, model.config, options.tracks)
+        if sel.sheet is None and options.rc:
+            log.warning(
+                "no track sheet for head %r: reverse-complement predictions are averaged "
+                "without swapping strand-paired tracks (pass --targets to swap them)",
+                sel.head,
+            )
         settings = {
-            "command": "enformer predict",
-            "weights": args.weights,
-            "fasta": args.fasta,
-            "inputs": {
-                "region": args.region,
-                "bed": args.bed,
-                "chromosomes": args.chromosomes,
-                "sequences": args.sequences,
-            },
-            "track_selection": spec,
-            "track_sheet": str(sheet.path) if sheet is not None and sheet.path else None,
-            "device": args.device,
-            "attention": args.attention,
-        }
+            "command": "enformer predict", "weights": args.weights, "fasta": args.fasta,
+            "inputs": {"region": args.region, "bed": args.bed, "chromosomes": args.chromosomes,
+                       "sequences": args.sequences},
+            "track_selection": options.tracks, "track_sheet": sel.sheet_path,
+            "device": args.device, "attention": args.attention,
+        }  # fmt: skip
         result = predict_to_files(
-            model,
-            args.out,
-            genome=genome,
-            regions=regions,
-            sequences=sequences,
-            format=fmt,
-            head=head,
-            tracks=tracks,
-            track_sheet=sheet,
-            rc=args.rc,
-            shifts=shifts,
-            batch_size=args.batch_size,
-            device=args.device,
-            dtype=_DTYPES[args.dtype] if args.dtype else None,
-            align=args.align,
-            progress=not args.quiet,
-            settings=settings,
-            overwrite=args.overwrite,
-        )
+            model, args.out, genome=genome, regions=regions, sequences=sequences, format=fmt,
+            head=sel.head, tracks=sel.indices, track_sheet=sel.sheet, rc=options.rc,
+            shifts=options.shifts, batch_size=options.batch_size, device=options.device,
+            dtype=options.torch_dtype, align=args.align, progress=not args.quiet,
+            settings=settings, overwrite=args.overwrite,
+        )  # fmt: skip
     finally:
         if genome is not None:
             genome.close()
     summary: dict[str, Any] = {
-        "out": result.out_dir,
-        "format": fmt,
-        "head": head,
-        "files": [f.to_dict() for f in result.files],
-        "settings": result.settings_path,
-        "units": result.units,
-        "computed": result.computed,
-        "reused": result.reused,
+        "out": result.out_dir, "format": fmt, "head": sel.head,
+        "files": [f.to_dict() for f in result.files], "settings": result.settings_path,
+        "units": result.units, "computed": result.computed, "reused": result.reused,
         "mostly_n_windows": result.mostly_n,
-        "model_description": cfg.description or None,
-    }
+        "model_description": model.config.description or None,
+    }  # fmt: skip
     if result.mostly_n:
         summary["warnings"] = [
             f"{result.mostly_n} of {result.computed} predicted window(s) are more than half N: "
             "their predictions reflect little or no DNA sequence (an assembly gap?)"
         ]
     if result.world_size > 1:
-        summary["rank"] = result.rank
-        summary["world_size"] = result.world_size
+        summary.update(rank=result.rank, world_size=result.world_size)
     summary["_text"] = _render(summary, result.rank)
     return summary
 

@@ -16,29 +16,27 @@ is stranded; its strand comes from a ``+``/``-`` suffix of the identifier (Basen
 convention), else of the file name, else of the description, else the lower index of the
 pair is taken as ``+``.
 
-:func:`find_track_sheet` locates the sheet of the official model's heads, downloading it from
-the Basenji repository into a cache when allowed.
+:func:`find_track_sheet` (in :mod:`.track_files`) locates the sheet of the official model's
+heads, downloading it from the Basenji repository into a cache when allowed; the rows are
+parsed by :mod:`.track_records`. Both are importable from here.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import difflib
-import io
-import logging
 import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
 
-from ..io.cache import DownloadError, default_cache_dir, offline_switch, resolve_cache_dir
-from ..io.cache import download as fetch_url
+from ..io.cache import default_cache_dir
+from .track_files import DEFAULT_URL, TrackSheetNotFound, find_track_sheet
+from .track_records import OFFICIAL_TRACK_COUNTS, STRANDS, Track, assay_of, parse_sheet_text
 
 __all__ = [
     "DEFAULT_URL",
@@ -46,121 +44,15 @@ __all__ = [
     "Track",
     "TrackSheet",
     "TrackSheetNotFound",
+    "assay_of",
     "default_cache_dir",
     "find_track_sheet",
+    "is_index_spec",
     "load_track_sheet",
+    "parse_index_spec",
 ]
 
-logger = logging.getLogger(__name__)
-
-DEFAULT_URL = (
-    "https://raw.githubusercontent.com/calico/basenji/master/manuscripts/cross2020/"
-    "targets_{head}.txt"
-)
-"""Where :func:`find_track_sheet` downloads ``targets_{head}.txt`` from by default."""
-
-OFFICIAL_TRACK_COUNTS = {"human": 5313, "mouse": 1643}
-"""Number of output tracks of the official Enformer heads."""
-
-_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
-_HEAD_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-_STRANDS = ("+", "-", ".")
-_FLOAT_COLUMNS = ("clip", "clip_soft", "scale")
 _SEARCH_KEYS = ("assay", "search", "desc", "id", "strand")
-
-
-@dataclass(frozen=True)
-class Track:
-    """One output track of a head.
-
-    Attributes
-    ----------
-    index
-        0-based output track index (the row position in the sheet).
-    identifier
-        Experiment identifier, e.g. ``'ENCFF833POA'`` or ``'CNhs10752+'``.
-    description
-        Full description as written in the sheet, e.g. ``'CAGE:CD4+ T Cells,'``.
-    assay
-        Upper-cased description prefix before the first ``':'`` (``'UNKNOWN'`` without one).
-    strand
-        ``'+'`` or ``'-'`` for stranded tracks, ``'.'`` otherwise.
-    strand_pair
-        Index of the track holding the other strand; ``index`` itself when unstranded.
-    clip
-        Hard clip applied to the targets, if the sheet says.
-    clip_soft
-        Soft clip threshold, if the sheet says.
-    scale
-        Scale factor applied to the targets, if the sheet says.
-    sum_stat
-        Per-bin pooling statistic (``'sum'``, ``'mean'``, ``'sum_sqrt'``, ...), if given.
-    file
-        Path of the coverage file the targets were made from, if given.
-    """
-
-    index: int
-    identifier: str
-    description: str
-    assay: str
-    strand: str = "."
-    strand_pair: int = -1
-    clip: float | None = None
-    clip_soft: float | None = None
-    scale: float | None = None
-    sum_stat: str | None = None
-    file: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.strand not in _STRANDS:
-            raise ValueError(f"strand must be one of {_STRANDS}, got {self.strand!r}")
-        if self.strand_pair == -1:
-            object.__setattr__(self, "strand_pair", self.index)
-
-    @property
-    def stranded(self) -> bool:
-        """Whether another track holds the opposite strand."""
-        return self.strand_pair != self.index
-
-    @property
-    def label(self) -> str:
-        """Description without its assay prefix, e.g. ``'CD4+ T Cells,'``."""
-        _, sep, rest = self.description.partition(":")
-        return rest if sep else self.description
-
-
-def assay_of(description: str) -> str:
-    """Return the upper-cased prefix of ``description`` before ``':'`` (or ``'UNKNOWN'``).
-
-    Parameters
-    ----------
-    description
-        A track description such as ``'CHIP:CTCF:MCF-7'``.
-
-    Returns
-    -------
-    str
-        The assay, e.g. ``'CHIP'``.
-    """
-    prefix, sep, _ = description.partition(":")
-    prefix = prefix.strip().upper()
-    return prefix if sep and prefix else "UNKNOWN"
-
-
-def _strand_hint(identifier: str, file: str | None, description: str) -> str | None:
-    """``'+'``/``'-'`` read from an identifier, file name or description suffix, else None."""
-    if identifier.endswith(("+", "-")):
-        return identifier[-1]
-    if file:
-        stem = re.split(r"[\\/]", file)[-1].split(".")[0]
-        if stem.endswith(("+", "-")):
-            return stem[-1]
-    match = re.search(r"\(([+-])\)\s*$|\b(plus|minus)[ _-]strand\b", description, re.IGNORECASE)
-    if match:
-        if match.group(1):
-            return match.group(1)
-        return "+" if match.group(2).lower() == "plus" else "-"
-    return None
 
 
 class TrackSheet:
@@ -272,14 +164,7 @@ class TrackSheet:
         ValueError
             If the content is not a valid sheet, naming ``source`` and the line.
         """
-        if isinstance(text, bytes):
-            try:
-                text = text.decode("utf-8-sig")
-            except UnicodeDecodeError as err:
-                raise ValueError(f"{source}: not UTF-8 text ({err})") from None
-        elif text.startswith("\ufeff"):
-            text = text[1:]
-        tracks = _parse_rows(text, source)
+        tracks = parse_sheet_text(text, source)
         try:
             return cls(tracks, head=head, path=path)
         except ValueError as err:
@@ -528,8 +413,8 @@ class TrackSheet:
                 raise ValueError(f"no track description contains {value!r}")
             return hits
         if key == "strand":
-            if value not in _STRANDS:
-                raise ValueError(f"strand must be one of {_STRANDS}, got {value!r}")
+            if value not in STRANDS:
+                raise ValueError(f"strand must be one of {STRANDS}, got {value!r}")
             return [t.index for t in self._tracks if t.strand == value]
         # key == "id"
         hits = self._by_identifier.get(value) or self._by_identifier_lower.get(value.lower())
@@ -546,279 +431,6 @@ class TrackSheet:
 
     def _unknown_identifier_message(self, identifier: str) -> str:
         return f"no track has identifier {identifier!r}{self._suggestions(identifier)}"
-
-
-# -------------------------------------------------------------------------- parsing
-def _parse_float(value: str, column: str, source: str, line: int) -> float | None:
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise ValueError(
-            f"{source}, line {line}: column {column!r} should be a number, got {value!r}"
-        ) from None
-
-
-def _parse_rows(text: str, source: str) -> list[Track]:
-    """Parse a sheet's text into tracks, with errors naming ``source`` and the line."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t", strict=True)
-    try:
-        rows = [(reader.line_num, row) for row in reader]
-    except csv.Error as err:
-        raise ValueError(f"{source}, line {reader.line_num}: cannot parse ({err})") from None
-    rows = [(line, row) for line, row in rows if any(field.strip() for field in row)]
-    if not rows:
-        raise ValueError(f"{source}: empty track sheet (no header line)")
-    header_line, header = rows[0]
-    columns = [c.strip().lower() for c in header]
-    if len(columns) < 2:
-        raise ValueError(
-            f"{source}, line {header_line}: header has {len(columns)} column(s); a track sheet "
-            "is tab-separated with at least 'identifier' and 'description' columns"
-        )
-    missing = [c for c in ("identifier", "description") if c not in columns]
-    if missing:
-        raise ValueError(
-            f"{source}, line {header_line}: header lacks column(s) {', '.join(missing)} "
-            f"(found: {', '.join(c or '<unnamed>' for c in columns)}); expected a Basenji "
-            "targets sheet"
-        )
-    data = rows[1:]
-    if not data:
-        raise ValueError(f"{source}: track sheet has a header but no tracks")
-    # pandas writes its index under an empty name; some writers omit the name entirely, so a
-    # first data row one field longer than the header also means an index column.
-    if len(data[0][1]) == len(columns) + 1 and columns[0] != "":
-        columns = ["", *columns]
-    width = len(columns)
-    col = {name: i for i, name in enumerate(columns) if name}
-
-    def get(row: list[str], name: str) -> str | None:
-        i = col.get(name)
-        return None if i is None else row[i]
-
-    parsed: list[dict[str, Any]] = []
-    for position, (line, row) in enumerate(data):
-        if len(row) != width:
-            raise ValueError(
-                f"{source}, line {line}: expected {width} tab-separated fields, found "
-                f"{len(row)} (truncated or malformed row)"
-            )
-        identifier = row[col["identifier"]].strip()
-        if not identifier:
-            raise ValueError(f"{source}, line {line}: empty identifier")
-        description = row[col["description"]].strip()
-        record: dict[str, Any] = {
-            "line": line,
-            "index": position,
-            "identifier": identifier,
-            "description": description,
-            "file": (get(row, "file") or "").strip() or None,
-            "sum_stat": (get(row, "sum_stat") or "").strip() or None,
-        }
-        for name in _FLOAT_COLUMNS:
-            value = get(row, name)
-            record[name] = None if value is None else _parse_float(value, name, source, line)
-        pair_text = (get(row, "strand_pair") or "").strip()
-        if pair_text:
-            try:
-                pair = int(float(pair_text))
-            except ValueError:
-                raise ValueError(
-                    f"{source}, line {line}: column 'strand_pair' should be a track index, "
-                    f"got {pair_text!r}"
-                ) from None
-        else:
-            pair = position
-        record["strand_pair"] = pair
-        assay_text = (get(row, "assay") or "").strip()
-        record["assay"] = assay_text.upper() if assay_text else assay_of(description)
-        strand_text = (get(row, "strand") or "").strip()
-        if strand_text and strand_text not in _STRANDS:
-            raise ValueError(
-                f"{source}, line {line}: column 'strand' should be '+', '-' or '.', "
-                f"got {strand_text!r}"
-            )
-        record["strand"] = strand_text or None
-        parsed.append(record)
-
-    n = len(parsed)
-    for record in parsed:
-        pair = record["strand_pair"]
-        if not 0 <= pair < n:
-            raise ValueError(
-                f"{source}, line {record['line']}: strand_pair {pair} is outside 0..{n - 1} "
-                "(truncated sheet?)"
-            )
-        if parsed[pair]["strand_pair"] != record["index"]:
-            raise ValueError(
-                f"{source}, line {record['line']}: track {record['index']} pairs with {pair}, "
-                f"but track {pair} pairs with {parsed[pair]['strand_pair']}"
-            )
-    _assign_strands(parsed, source)
-    return [Track(**{k: v for k, v in record.items() if k != "line"}) for record in parsed]
-
-
-def _assign_strands(records: list[dict[str, Any]], source: str) -> None:
-    """Fill each record's ``strand`` in place, giving the two tracks of a pair opposite signs."""
-    for record in records:
-        i, j = record["index"], record["strand_pair"]
-        if i == j:
-            if record["strand"] in (None, "."):
-                record["strand"] = "."
-            continue
-        if i > j:
-            continue  # the pair is settled when its lower index is visited
-        other = records[j]
-        mine = record["strand"] or _strand_hint(
-            record["identifier"], record["file"], record["description"]
-        )
-        theirs = other["strand"] or _strand_hint(
-            other["identifier"], other["file"], other["description"]
-        )
-        signs = ("+", "-")
-        if mine in signs and theirs not in signs:
-            theirs = "-" if mine == "+" else "+"
-        elif theirs in signs and mine not in signs:
-            mine = "-" if theirs == "+" else "+"
-        elif mine not in signs or mine == theirs:
-            if mine is None and theirs is None:
-                logger.debug("%s: no strand hint for pair %d/%d; taking %d as '+'", source, i, j, i)
-            else:
-                logger.warning(
-                    "%s: strand-paired tracks %d (%s) and %d (%s) have strands %r and %r; "
-                    "taking %d as '+' and %d as '-'",
-                    source, i, record["identifier"], j, other["identifier"], mine, theirs, i, j,
-                )  # fmt: skip
-            mine, theirs = "+", "-"
-        record["strand"], other["strand"] = mine, theirs
-
-
-# -------------------------------------------------------------------------- locating
-class TrackSheetNotFound(FileNotFoundError):
-    """A head's track sheet could not be found locally nor downloaded."""
-
-
-def find_track_sheet(
-    head: str,
-    *,
-    path: str | os.PathLike[str] | None = None,
-    weights_dir: str | os.PathLike[str] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    download: bool = True,
-    url: str | None = None,
-    timeout: float = 60.0,
-) -> Path:
-    """Locate ``targets_{head}.txt``, downloading it into the cache if needed.
-
-    Looks, in order, at
-
-    1. ``path`` (a file, or a folder holding ``targets_{head}.txt``); if given, it must exist;
-    2. ``targets_{head}.txt`` in ``weights_dir`` (or beside it, if it is a file);
-    3. ``targets_{head}.txt`` in the cache (``cache_dir``, else :func:`default_cache_dir`);
-    4. ``url`` (default :data:`DEFAULT_URL`, the Basenji repository), unless ``download`` is
-       false or the environment sets ``ENFORMER_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``. The
-       content is checked to be a
-       valid sheet (with the official track count for ``human``/``mouse`` from the default
-       URL) and then moved into the cache atomically.
-
-    Parameters
-    ----------
-    head
-        Head name, e.g. ``'human'`` or ``'mouse'``.
-    path
-        A sheet the user supplied.
-    weights_dir
-        Folder (or file) of the model weights.
-    cache_dir
-        Cache folder to use instead of the default.
-    download
-        Allow downloading.
-    url
-        Download address; ``{head}`` in it is replaced by ``head``.
-    timeout
-        Seconds to wait for the server.
-
-    Returns
-    -------
-    pathlib.Path
-        Path of an existing sheet.
-
-    Raises
-    ------
-    TrackSheetNotFound
-        If the sheet is found nowhere and cannot be downloaded; the message lists where it
-        looked and how to provide the file.
-    ValueError
-        If ``head`` is not a plain name.
-    """
-    if not _HEAD_RE.fullmatch(head):
-        raise ValueError(f"head must be a plain name such as 'human', got {head!r}")
-    name = f"targets_{head}.txt"
-    if path is not None:
-        given = Path(path).expanduser()
-        candidate = given / name if given.is_dir() else given
-        if candidate.is_file():
-            return candidate
-        raise TrackSheetNotFound(f"track sheet {str(candidate)!r} (for head {head!r}) not found")
-
-    looked: list[str] = []
-    if weights_dir is not None:
-        folder = Path(weights_dir).expanduser()
-        if folder.is_file():
-            folder = folder.parent
-        candidate = folder / name
-        if candidate.is_file():
-            return candidate
-        looked.append(f"{candidate} (beside the weights): missing")
-
-    cached = resolve_cache_dir(cache_dir) / name
-    if cached.is_file():
-        return cached
-    looked.append(f"{cached} (cache): missing")
-
-    address = (url or DEFAULT_URL).replace("{head}", head)
-    if not download:
-        looked.append(f"{address}: not downloaded (download=False)")
-    elif (switch := offline_switch()) is not None:
-        looked.append(f"{address}: not downloaded ({switch} is set; unset it to download)")
-    else:
-        expected = OFFICIAL_TRACK_COUNTS.get(head) if url is None else None
-        try:
-            _download_sheet(address, cached, head=head, expected=expected, timeout=timeout)
-            return cached
-        except DownloadError as err:
-            looked.append(f"{address}: download failed: {err.reason}")
-
-    where = "\n".join(f"  - {item}" for item in looked)
-    raise TrackSheetNotFound(
-        f"track sheet {name} for head {head!r} not found. Looked at:\n{where}\n"
-        f"Provide it by passing path=..., by putting {name} beside the weights, or by saving "
-        f"it as {cached} (set ENFORMER_CACHE to change the cache folder); it can be fetched "
-        f"from {address}"
-    )
-
-
-def _download_sheet(
-    url: str, dest: Path, *, head: str, expected: int | None, timeout: float
-) -> None:
-    """Fetch ``url`` into ``dest`` through the cache's atomic download, checking it is a sheet."""
-
-    def check(part: Path) -> None:
-        try:
-            sheet = TrackSheet.from_text(part.read_bytes(), source=url, head=head)
-        except ValueError as err:
-            raise ValueError(f"downloaded content is not a valid track sheet ({err})") from err
-        if expected is not None and len(sheet) != expected:
-            raise ValueError(
-                f"downloaded sheet has {len(sheet)} tracks; the official {head} head has {expected}"
-            )
-
-    logger.info("downloading track sheet for head %r from %s", head, url)
-    fetch_url(url, dest, timeout=timeout, max_bytes=_MAX_DOWNLOAD_BYTES, check=check)
-    logger.info("saved track sheet for head %r to %s", head, dest)
 
 
 def load_track_sheet(

@@ -5,11 +5,17 @@
 * :func:`plan_tiles` / :func:`predict_tiles` -- tilings whose output bins abut exactly.
 * :func:`predict_to_files` -- a resumable, optionally multi-process job writing BigWig, HDF5
   or NPZ files.
+* :func:`select_tracks` / :func:`track_sheet_for` -- the one way to say which tracks to keep
+  (syntax in :mod:`enformer.inference.selection`) and to find the sheet that names them;
+  :class:`PredictOptions` holds the prediction settings a command line gives.
 """
 
 from .distributed import DistributedContext
 from ..model.geometry import OutputGeometry, output_geometry
-from .predict import Engine, Prediction, predict
+from .engine import Engine
+from .options import PredictOptions
+from .predict import Prediction, predict
+from .selection import TrackSelection, select_for_weights, select_tracks, track_sheet_for
 from .tiling import Tile, TiledRegion, TilePlan, plan_tiles, predict_tiles, whole_chromosomes
 from .writers import OutputFile, PredictionFiles, predict_to_files
 
@@ -19,14 +25,19 @@ __all__ = [
     "OutputFile",
     "OutputGeometry",
     "Prediction",
+    "PredictOptions",
     "PredictionFiles",
     "Tile",
     "TilePlan",
     "TiledRegion",
+    "TrackSelection",
     "output_geometry",
     "plan_tiles",
     "predict",
     "predict_tiles",
     "predict_to_files",
+    "select_for_weights",
+    "select_tracks",
+    "track_sheet_for",
     "whole_chromosomes",
 ]

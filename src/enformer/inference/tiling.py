@@ -29,6 +29,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,8 @@ from ..data.genome import Genome, GenomeWarning, Interval
 from ..data.sequence import one_hot
 from ..io.jobs import sequence_digest
 from ..model.geometry import OutputGeometry
-from .predict import Engine, progress_bar
+from ..io.progress import progress_bar
+from .engine import Engine
 
 __all__ = [
     "Tile",
@@ -49,6 +51,7 @@ __all__ = [
     "TiledRegion",
     "plan_tiles",
     "predict_tiles",
+    "read_regions",
     "tile_sequence",
     "whole_chromosomes",
 ]
@@ -254,6 +257,36 @@ def whole_chromosomes(genome: Genome, names: Iterable[str] | None = None) -> lis
     sizes = genome.chrom_sizes
     chosen = list(sizes) if names is None else [genome.resolve_chrom(n) for n in names]
     return [Interval(c, 0, sizes[c], name=c) for c in chosen]
+
+
+def read_regions(
+    genome: Genome,
+    *,
+    regions: Sequence[str] | None = None,
+    bed: str | os.PathLike[str] | None = None,
+    chromosomes: str | None = None,
+) -> list[Interval]:
+    """Regions to predict from region texts, a BED file or comma-separated chromosomes.
+
+    Exactly one source is used (the first given); every chromosome is checked against
+    ``genome``, so a bad input fails here, before a model loads.
+    """
+    from ..data.genome import parse_region, read_bed
+
+    if regions:
+        out = [parse_region(text) for text in regions]
+    elif bed is not None:
+        out = read_bed(bed)
+        if not out:
+            raise ValueError(f"{bed} holds no regions")
+    else:
+        names = [c.strip() for c in (chromosomes or "").split(",") if c.strip()]
+        if not names:
+            raise ValueError("--chromosomes is empty; give e.g. chr1,chr2")
+        out = whole_chromosomes(genome, names)
+    for region in out:
+        genome.resolve_chrom(region.chrom)
+    return out
 
 
 def plan_tiles(

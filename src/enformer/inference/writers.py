@@ -104,7 +104,7 @@ from .predict import (
     MOSTLY_N,
     Engine,
     OutputGeometry,
-    _resolve_heads,
+    resolve_heads,
     output_geometry,
     progress_bar,
     resolve_strand_pairs,
@@ -995,7 +995,7 @@ def predict_to_files(
         raise NotADirectoryError(f"output path {out} exists and is not a directory")
 
     config = model.config
-    heads = _resolve_heads(head, config)
+    heads = resolve_heads(head, config)
     indices, identifiers = resolve_tracks(config, heads, tracks, track_sheet)
     pairs = resolve_strand_pairs(config, heads, strand_pairs, track_sheet)
 

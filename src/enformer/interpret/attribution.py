@@ -56,7 +56,8 @@ import torch
 import torch.nn.functional as F
 
 from ..data.sequence import one_hot, reverse_complement
-from ..inference.predict import check_shifts, progress_bar
+from ..inference.engine import check_shifts
+from ..io.progress import progress_bar
 from ..model.geometry import OutputGeometry, output_geometry
 from ..runtime import parse_device
 from .files import write_arrays, write_bigwig

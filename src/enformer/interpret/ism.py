@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..data.sequence import decode, one_hot
-from ..inference.predict import progress_bar
+from ..io.progress import progress_bar
 from ..model.geometry import OutputGeometry, output_geometry
 from ..runtime import parse_device
 from ..model.reuse import conv_activations, conv_tower_for, forward_from_tower
@@ -110,6 +110,18 @@ class ISM:
     def effects(self) -> np.ndarray:
         """``scores - reference``, ``(positions, 4, tracks)``; 0 at the reference bases."""
         return self.scores - self.reference[None, None, :]
+
+    def largest_effect(self) -> tuple[int, int, np.ndarray]:
+        """The mutation with the largest absolute effect on any track.
+
+        Returns
+        -------
+        position, base, effects
+            Position in the window, base index (A, C, G, T) and its effect on every track.
+        """
+        eff = self.effects
+        position, base = divmod(int(np.argmax(np.abs(eff).max(axis=-1))), 4)
+        return position, base, eff[position, base]
 
     @property
     def n_positions(self) -> int:

@@ -9,6 +9,7 @@ torch: nothing of enformer's other packages (ARCHITECTURE.md).
 """
 
 from .cache import DownloadError, default_cache_dir, download, offline_reason, resolve_cache_dir
+from .progress import progress_bar
 from .jobs import (
     JobLock,
     JobLockedError,
@@ -33,6 +34,7 @@ __all__ = [
     "genome_fingerprint",
     "model_fingerprint",
     "offline_reason",
+    "progress_bar",
     "resolve_cache_dir",
     "sequence_digest",
     "settings_digest",

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..version import __version__
+from .progress import progress_bar
 
 __all__ = [
     "CACHE_ENV",
@@ -177,7 +178,7 @@ def _stream(
         with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            with _progress_bar(total, name, progress) as bar:
+            with progress_bar(total, name, progress, nbytes=True) as bar:
                 while chunk := response.read(_CHUNK):
                     received += len(chunk)
                     if limit is not None and received > limit:
@@ -225,32 +226,3 @@ def _write(out: Any, chunk: bytes, url: str, *, sync: bool = False) -> None:
 def _cut_short(url: str, received: int, total: int | None) -> DownloadError:
     got = f"after {received:,} bytes" if total is None else f"got {received:,} of {total:,} bytes"
     return DownloadError(url, f"cut short ({got})", kind="cut-short")
-
-
-class _NoBar:
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, n: int) -> None:
-        return None
-
-
-def _progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return _NoBar()
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        disable=None,  # off when stderr is not a terminal
-        leave=False,
-    )
