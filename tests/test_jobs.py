@@ -25,8 +25,8 @@ from enformer.data.genome import Genome
 from enformer.inference.predict import output_geometry
 from enformer.inference.tiling import plan_tiles, tile_sequence, whole_chromosomes
 from enformer.inference import writers
-from enformer.inference.writers import ChunkStore
 from enformer.io.jobs import (
+    JobDir,
     JobLock,
     JobLockedError,
     atomic_path,
@@ -243,7 +243,7 @@ def test_predict_second_run_refused_then_resumes_after_holder_dies(
     assert cli(*predict_argv(weights, fasta, whole))[0] == 0
 
     out = tmp_path / "out"
-    kill_after(monkeypatch, ChunkStore, 5)
+    kill_after(monkeypatch, JobDir, 5)
     with pytest.raises(Killed):
         cli(*predict_argv(weights, fasta, out))
     monkeypatch.undo()
@@ -301,7 +301,7 @@ def test_predict_replaced_genome_recomputes_affected_tiles(
 ):
     out = tmp_path / "out"
     argv = predict_argv(weights, fasta, out)
-    kill_after(monkeypatch, ChunkStore, 9)
+    kill_after(monkeypatch, JobDir, 9)
     with pytest.raises(Killed):
         cli(*argv)
     monkeypatch.undo()
@@ -319,7 +319,7 @@ def test_predict_replaced_genome_recomputes_affected_tiles(
         plan = plan_tiles(regions, geometry, chrom_sizes=g.chrom_sizes)
         old = {t.index: tile_sequence(g, t) for t in plan}
     write_fasta(fasta, new)
-    done = ChunkStore(out / ".work", "").done()
+    done = JobDir(out / ".work", {}).done()
     with Genome(fasta) as g:
         changed = {t.index for t in plan if tile_sequence(g, t) != old[t.index]}
     stale = changed & done
@@ -364,7 +364,7 @@ def test_predict_removes_outputs_of_an_unfinished_run_with_other_settings(
 ):
     out = tmp_path / "out"
     monkeypatch.setattr(writers, "_BIGWIG_GROUP", 1)  # one BigWig finished at a time
-    original = ChunkStore.load
+    original = JobDir.load
     seen: set[int] = set()
 
     def dying_load(self, unit):
@@ -373,7 +373,7 @@ def test_predict_removes_outputs_of_an_unfinished_run_with_other_settings(
         seen.add(unit)
         return original(self, unit)
 
-    monkeypatch.setattr(ChunkStore, "load", dying_load)
+    monkeypatch.setattr(JobDir, "load", dying_load)
     with pytest.raises(Killed):
         cli(*predict_argv(weights, fasta, out, tracks="2,7"))
     monkeypatch.undo()
