@@ -24,7 +24,7 @@ from enformer.cli.main import main
 from enformer.data.genome import Genome
 from enformer.inference.predict import output_geometry
 from enformer.inference.tiling import plan_tiles, tile_sequence, whole_chromosomes
-from enformer.inference import writers
+from enformer.inference import outputs as prediction_outputs
 from enformer.io.jobs import (
     JobDir,
     JobLock,
@@ -33,8 +33,9 @@ from enformer.io.jobs import (
     model_fingerprint,
     write_bytes_atomic,
 )
+from enformer.variants import outputs as score_outputs
 from enformer.variants import score as score_module
-from enformer.variants.score import ScoreChunk, write_scores
+from enformer.variants.score import write_scores
 from enformer.weights import load_pretrained, save_pretrained
 
 from .conftest import randomize_batch_norm
@@ -363,7 +364,7 @@ def test_predict_removes_outputs_of_an_unfinished_run_with_other_settings(
     weights, fasta, tmp_path, monkeypatch, caplog
 ):
     out = tmp_path / "out"
-    monkeypatch.setattr(writers, "_BIGWIG_GROUP", 1)  # one BigWig finished at a time
+    monkeypatch.setattr(prediction_outputs, "_BIGWIG_GROUP", 1)  # one BigWig finished at a time
     original = JobDir.load
     seen: set[int] = set()
 
@@ -412,7 +413,7 @@ def test_score_second_run_refused_then_resumes_byte_identical(
 
     out = tmp_path / "run" / "scores.tsv"
     work = out.with_name("scores.tsv.enformer-work")
-    kill_after(monkeypatch, ScoreChunk, 2)
+    kill_after(monkeypatch, JobDir, 2)
     with pytest.raises(Killed):
         cli(*score_argv(weights, fasta, vcf, out, "0,1,4"))
     monkeypatch.undo()
@@ -485,7 +486,7 @@ def test_score_replaced_genome_recomputes_affected_chunks(
 ):
     out = tmp_path / "scores.tsv"
     argv = score_argv(weights, fasta, vcf, out, "0-9")
-    kill_after(monkeypatch, ScoreChunk, 3)
+    kill_after(monkeypatch, JobDir, 3)
     with pytest.raises(Killed):
         cli(*argv)
     monkeypatch.undo()
@@ -496,13 +497,13 @@ def test_score_replaced_genome_recomputes_affected_chunks(
     new["chrA"] = "".join(seq)
     write_fasta(fasta, new)
     calls: list[int] = []
-    original = score_module._score_chunk
+    original = score_module.score_chunk
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(score_module, "_score_chunk", counting)
+    monkeypatch.setattr(score_module, "score_chunk", counting)
     with caplog.at_level(logging.WARNING, logger="enformer"):
         assert cli(*argv)[0] == 0
     assert len(calls) == 2  # chunk 1 again and chunk 3 (never finished)
@@ -518,7 +519,7 @@ def test_score_changed_vcf_with_same_size_is_not_reused(
 ):
     out = tmp_path / "scores.tsv"
     argv = score_argv(weights, fasta, vcf, out, "0")
-    kill_after(monkeypatch, ScoreChunk, 2)
+    kill_after(monkeypatch, JobDir, 2)
     with pytest.raises(Killed):
         cli(*argv)
     monkeypatch.undo()
@@ -550,7 +551,7 @@ def test_score_interrupted_assembly_keeps_no_partial_or_stale_file(
     def dying(*args, **kwargs):
         raise Killed
 
-    monkeypatch.setattr(score_module, "_skipped_frame", dying)  # after the table is written
+    monkeypatch.setattr(score_outputs, "skipped_frame", dying)  # after the table is written
     with pytest.raises(Killed):
         cli(*score_argv(weights, fasta, vcf, out, "0,1"))
     monkeypatch.undo()

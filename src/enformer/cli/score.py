@@ -235,7 +235,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             keep_work=args.keep_work,
             model_name=str(args.weights),
             shard=shard,
-            predictor=_naive_predictor() if args.no_reuse else None,
+            predictor="naive" if args.no_reuse else "reuse",
         )
     finally:
         genome.close()
@@ -275,8 +275,3 @@ def _render(s: dict[str, Any]) -> str:
         lines.append(f"model        {s['model_description']}")
     return "\n".join(lines)
 
-
-def _naive_predictor():
-    from ..variants.score import _NAIVE_PREDICT_ALLELES
-
-    return _NAIVE_PREDICT_ALLELES

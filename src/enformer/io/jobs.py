@@ -551,6 +551,12 @@ def shard_units(units: Iterable[int], shard: tuple[int, int] | None) -> list[int
     return [u for u in units if u % n == k]
 
 
+def _c_order(value: Any) -> np.ndarray:
+    """``value`` as a C-ordered array of the same shape (0-d arrays stay 0-d)."""
+    arr = np.asarray(value)
+    return arr if arr.ndim == 0 else np.ascontiguousarray(arr)
+
+
 class JobDir:
     """The work directory of one resumable job: settings, finished units, run lock.
 
@@ -697,7 +703,7 @@ class JobDir:
 
     def save(self, unit: int, arrays: Mapping[str, np.ndarray], *, digest: str | None = None) -> None:
         """Write one unit's arrays atomically, with the digest of its input if given."""
-        data = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+        data = {k: _c_order(v) for k, v in arrays.items()}
         if digest is not None:
             data[INPUT_DIGEST_KEY] = np.array(digest)
         with atomic_path(self.unit_path(unit)) as tmp, open(tmp, "wb") as fh:

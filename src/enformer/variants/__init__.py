@@ -3,6 +3,11 @@
 * :mod:`.io` -- :class:`Variant`, VCF/TSV/string readers (streaming, multi-allelic split).
 * :mod:`.sequences` -- reference/alternative one-hot windows (placement, indels, REF check).
 * :mod:`.scores` -- the statistics (SAD, SAR, logSED, ...) as pure array functions, and TSS bins.
+* :mod:`.predictors` -- :func:`predict_alleles` (full forwards) and :func:`predict_alleles_reuse`
+  (exact conv-tower reuse), chosen by ``predictor='naive'|'reuse'``.
+* :mod:`.plan` -- validated settings and output metadata of a scoring run.
+* :mod:`.chunks` -- scoring one chunk of records.
+* :mod:`.outputs` -- Parquet, TSV, HDF5 (``sad.h5``) and VCF writers.
 * :mod:`.score` -- :func:`score_variants` / :func:`write_scores` (resumable file outputs).
 """
 
@@ -16,12 +21,8 @@ from .io import (
     read_variants,
     read_vcf,
 )
-from .score import (
-    AllelePredictions,
-    predict_alleles,
-    score_variants,
-    write_scores,
-)
+from .predictors import AllelePredictions, predict_alleles, predict_alleles_reuse
+from .score import score_variants, write_scores
 from .scores import (
     SCORE_FORMULAS,
     TSSIndex,
@@ -56,6 +57,7 @@ __all__ = [
     "make_allele_windows",
     "parse_variant",
     "predict_alleles",
+    "predict_alleles_reuse",
     "read_gtf_tss",
     "read_tsv",
     "read_variants",

@@ -377,7 +377,14 @@ def _open_text(path: Path) -> IO[str]:
     return open(path, encoding="utf-8")  # noqa: SIM115 - the caller closes it
 
 
-def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` of a plain or gzip text file, without line endings.
+
+    Raises
+    ------
+    ValueError
+        For a file that is not UTF-8 text or a corrupt gzip file.
+    """
     try:
         with _open_text(path) as fh:
             for number, line in enumerate(fh, start=1):
@@ -454,7 +461,7 @@ def _vcf_text_records(path: Path) -> Iterator[Record]:
     seen_header = False
     seen_meta = False
     records = 0
-    for number, line in _numbered_lines(path):
+    for number, line in numbered_lines(path):
         if not line.strip():
             continue
         if line.startswith("##"):
@@ -645,7 +652,7 @@ def _tsv_records(path: Path) -> Iterator[Record]:
     source = str(path)
     columns: dict[str, int] | None = None
     first = True
-    for number, line in _numbered_lines(path):
+    for number, line in numbered_lines(path):
         if not line.strip():
             continue
         where = f"{source}, line {number}"

@@ -520,14 +520,14 @@ def read_gtf_tss(
     """
     import pandas as pd
 
-    from .io import _numbered_lines
+    from .io import numbered_lines
 
     path = Path(path)
     if feature not in ("auto", "gene", "transcript"):
         raise ValueError(f"feature must be 'auto', 'gene' or 'transcript', got {feature!r}")
     rows: dict[str, list[dict[str, Any]]] = {"gene": [], "transcript": []}
     wanted = set(gene_types) if gene_types is not None else None
-    for number, line in _numbered_lines(path):
+    for number, line in numbered_lines(path):
         if not line or line.startswith("#"):
             continue
         fields = line.split("\t")

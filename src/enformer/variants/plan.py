@@ -1,0 +1,248 @@
+"""Every resolved setting of a scoring run: validation, track selection and metadata.
+
+:func:`make_plan` checks the arguments of :func:`~enformer.variants.score.score_variants`
+once, resolves the head's tracks (indices, or names with a track sheet) and strand pairs, and
+gathers the metadata written beside every output (formulas, placement convention, model).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.genome import Genome
+from ..data.tracks import TrackSheet
+from ..inference.predict import (
+    OutputGeometry,
+    check_shifts,
+    output_geometry,
+    resolve_strand_pairs,
+    resolve_tracks,
+)
+from ..io.jobs import model_fingerprint
+from ..runtime import parse_device
+from ..version import __version__
+from .scores import SCORE_FORMULAS, TSSIndex, resolve_stats
+from .sequences import INDEL_ANCHORING, PLACEMENT, PLACEMENT_DESCRIPTION
+
+__all__ = ["ScorePlan", "make_plan", "vcf_track_columns"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScorePlan:
+    stats: list[str]
+    head: str
+    tracks: list[int]
+    identifiers: list[str] | None
+    descriptions: list[str] | None
+    strand_pairs: np.ndarray | None
+    rc: bool
+    shifts: tuple[int, ...]
+    geometry: OutputGeometry
+    center_bins: int | None
+    tss: TSSIndex | None
+    tss_width: int
+    on_ref_mismatch: str
+    group_span: int | None
+    batch_size: int
+    device: torch.device
+    metadata: dict[str, Any]
+
+    @property
+    def margin(self) -> int:
+        return max(abs(s) for s in self.shifts)
+
+    @property
+    def window_mode(self) -> str:
+        return "genes" if self.tss is not None else "center" if self.center_bins else "all"
+
+    @property
+    def track_labels(self) -> list[str]:
+        if self.identifiers is not None:
+            return list(self.identifiers)
+        return [f"t{i}" for i in self.tracks]
+
+
+def _load_sheet(track_sheet: TrackSheet | str | os.PathLike[str] | None, head: str) -> Any:
+    if track_sheet is None or isinstance(track_sheet, TrackSheet):
+        return track_sheet
+    return TrackSheet.read(track_sheet, head=head)
+
+
+def _index_selection(spec: str) -> Any:
+    """``'0,5,10-12'`` -> ``[0, 5, 10, 11, 12]`` (ranges inclusive); other text unchanged."""
+    if spec.strip().lower() in ("all", "*"):
+        return None
+    if not re.fullmatch(r"\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*", spec):
+        return spec
+    out: list[int] = []
+    for term in spec.split(","):
+        lo, _, hi = term.partition("-")
+        start, stop = int(lo), int(hi) if hi.strip() else int(lo)
+        if stop < start:
+            raise ValueError(f"track range {term.strip()!r} is reversed")
+        out.extend(range(start, stop + 1))
+    return out
+
+
+def make_plan(
+    model: torch.nn.Module,
+    genome: Genome,
+    *,
+    stats: str | Sequence[str],
+    tracks: Any,
+    track_sheet: Any,
+    head: str,
+    rc: bool,
+    shifts: Sequence[int],
+    genes_gtf: str | os.PathLike[str] | TSSIndex | None,
+    center_bins: int | None,
+    tss_width: int,
+    on_ref_mismatch: str,
+    group_span: int | None,
+    batch_size: int,
+    device: str | torch.device | None,
+) -> ScorePlan:
+    config = model.config
+    if head not in config.heads:
+        raise ValueError(f"the model has no head {head!r}; it has {', '.join(config.heads)}")
+    names = resolve_stats(stats)
+    sheet = _load_sheet(track_sheet, head)
+    if sheet is None and isinstance(tracks, str):
+        tracks = _index_selection(tracks)
+    indices, identifiers = resolve_tracks(config, [head], tracks, sheet)
+    pairs = resolve_strand_pairs(config, [head], None, sheet)[head]
+    if rc and pairs is None:
+        logger.info(
+            "reverse-complement averaging without a track sheet: no strand-paired tracks are "
+            "swapped (pass track_sheet/--targets for stranded tracks)"
+        )
+    shift_tuple = check_shifts(shifts, config.bin_size)
+    geometry = output_geometry(config, config.sequence_length)
+    if on_ref_mismatch not in ("fail", "skip", "flip"):
+        raise ValueError(
+            f"on_ref_mismatch must be 'fail', 'skip' or 'flip', got {on_ref_mismatch!r}"
+        )
+    if center_bins is not None and genes_gtf is not None:
+        raise ValueError("choose either center_bins or genes_gtf as the scoring window, not both")
+    if center_bins is not None and not 1 <= int(center_bins) <= geometry.n_bins:
+        raise ValueError(f"center_bins must lie in 1..{geometry.n_bins}, got {center_bins}")
+    if int(tss_width) < 1:
+        raise ValueError(f"tss_width must be >= 1 bin, got {tss_width}")
+    if group_span is not None and not 0 <= int(group_span) <= geometry.output_span // 2:
+        raise ValueError(
+            f"group_span must lie in 0..{geometry.output_span // 2} bp (half the output span) so "
+            f"that every grouped variant stays inside the output; got {group_span}"
+        )
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    tss: TSSIndex | None = None
+    genes_label: str | None = None
+    if isinstance(genes_gtf, TSSIndex):
+        tss, genes_label = genes_gtf, "<TSSIndex>"
+    elif genes_gtf is not None:
+        tss, genes_label = TSSIndex.from_gtf(genes_gtf), str(Path(genes_gtf))
+    if device is None:
+        try:
+            run_device = next(model.parameters()).device
+        except StopIteration:
+            run_device = torch.device("cpu")
+    else:
+        run_device = parse_device(device)
+    chosen = indices[head]
+    descriptions = [sheet[i].description for i in chosen] if sheet is not None else None
+    window: dict[str, Any] = {"mode": "all", "bins": geometry.n_bins}
+    if center_bins is not None:
+        window = {"mode": "center", "center_bins": int(center_bins)}
+    elif tss is not None:
+        window = {"mode": "genes", "genes_gtf": genes_label, "tss_width_bins": int(tss_width)}
+    metadata = {
+        "enformer_version": __version__,
+        "stats": names,
+        "score_formulas": {s: SCORE_FORMULAS[s] for s in names},
+        "R_A": (
+            "R, A = ref and alt predictions (bins, tracks), averaged over the reverse-complement "
+            "and shift copies before scoring"
+        ),
+        "window": window,
+        "placement": PLACEMENT,
+        "placement_description": PLACEMENT_DESCRIPTION,
+        "indel_anchoring": INDEL_ANCHORING,
+        "on_ref_mismatch": on_ref_mismatch,
+        "group_span": None if group_span is None else int(group_span),
+        "head": head,
+        "tracks": chosen,
+        "track_identifiers": identifiers.get(head),
+        "track_sheet": str(sheet.path) if sheet is not None and sheet.path else None,
+        "rc": bool(rc),
+        "strand_pairs_swapped": bool(rc and pairs is not None),
+        "shifts": list(shift_tuple),
+        "model": {
+            "description": config.description,
+            "config": config.to_dict(),
+            "fingerprint": model_fingerprint(model),
+        },
+        "geometry": {
+            "input_length": geometry.input_length,
+            "bin_size": geometry.bin_size,
+            "n_bins": geometry.n_bins,
+            "output_offset": geometry.offset,
+        },
+        "genome": str(genome.path),
+        "dtype": "float32",
+    }
+    return ScorePlan(
+        stats=names,
+        head=head,
+        tracks=chosen,
+        identifiers=identifiers.get(head),
+        descriptions=descriptions,
+        strand_pairs=pairs,
+        rc=bool(rc),
+        shifts=shift_tuple,
+        geometry=geometry,
+        center_bins=None if center_bins is None else int(center_bins),
+        tss=tss,
+        tss_width=int(tss_width),
+        on_ref_mismatch=on_ref_mismatch,
+        group_span=None if group_span is None else int(group_span),
+        batch_size=int(batch_size),
+        device=run_device,
+        metadata=metadata,
+    )
+
+
+
+
+def vcf_track_columns(plan: ScorePlan, vcf_tracks: Any, track_sheet: Any) -> list[int]:
+    """Columns (positions in plan.tracks) annotated in VCF output."""
+    if vcf_tracks is None:
+        return list(range(len(plan.tracks)))
+    sheet = _load_sheet(track_sheet, plan.head)
+    if sheet is not None:
+        wanted = sheet.select(vcf_tracks)
+    elif isinstance(vcf_tracks, str):
+        selection = _index_selection(vcf_tracks)
+        if isinstance(selection, str):
+            raise ValueError(
+                f"vcf_tracks {vcf_tracks!r} needs a track sheet; without one give indices"
+            )
+        wanted = list(plan.tracks) if selection is None else selection
+    else:
+        wanted = [int(t) for t in np.atleast_1d(np.asarray(vcf_tracks)).tolist()]
+    position = {t: k for k, t in enumerate(plan.tracks)}
+    missing = [t for t in wanted if t not in position]
+    if missing:
+        raise ValueError(f"vcf_tracks {missing[:5]} are not among the scored tracks")
+    return [position[t] for t in wanted]
+
