@@ -19,7 +19,7 @@ from enformer.cli.main import main
 from enformer.data.genome import Genome
 from enformer.data.sequence import one_hot, random_sequence
 from enformer.inference import predict
-from enformer.io.jobs import JobDir
+from enformer.io.jobdir import JobDir
 from enformer.weights import load_pretrained, save_pretrained
 
 from .conftest import randomize_batch_norm

@@ -22,11 +22,11 @@ import enformer
 from enformer import Enformer, EnformerConfig
 from enformer.cli.main import main
 from enformer.data.genome import Genome
+from enformer.inference import outputs as prediction_outputs
 from enformer.inference.predict import output_geometry
 from enformer.inference.tiling import plan_tiles, tile_sequence, whole_chromosomes
-from enformer.inference import outputs as prediction_outputs
+from enformer.io.jobdir import JobDir
 from enformer.io.jobs import (
-    JobDir,
     JobLock,
     JobLockedError,
     atomic_path,

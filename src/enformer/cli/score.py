@@ -274,4 +274,3 @@ def _render(s: dict[str, Any]) -> str:
     if s.get("model_description"):
         lines.append(f"model        {s['model_description']}")
     return "\n".join(lines)
-

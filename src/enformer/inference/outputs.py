@@ -3,7 +3,7 @@
 Every file is written to a temporary name beside its final one and moved into place when
 complete (:func:`~enformer.io.jobs.atomic_path`). The layouts are described in
 :mod:`enformer.inference.writers`. The units come from anything with a ``load(unit)`` method
-returning the unit's arrays per head (a :class:`~enformer.io.jobs.JobDir`).
+returning the unit's arrays per head (a :class:`~enformer.io.jobdir.JobDir`).
 """
 
 from __future__ import annotations
@@ -95,8 +95,6 @@ class OutputFile:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, without empty fields."""
         return {k: v for k, v in asdict(self).items() if v not in (None, {}, [])}
-
-
 
 
 def _safe(text: str) -> str:
@@ -463,7 +461,6 @@ def _assemble_sequences(
                             write(store.load(i)[head])
             finally:
                 z.close()
-
 
 
 def planned_names(fmt: str, layout: ArrayLayout) -> list[str]:

@@ -85,14 +85,13 @@ import torch
 
 from ..data.genome import Genome, Interval
 from ..data.sequence import one_hot
+from ..io.jobdir import JobDir, shard_units
 from ..io.jobs import (
-    JobDir,
     JobLockedError,
     genome_fingerprint,
     model_fingerprint,
     sequence_digest,
     settings_digest,
-    shard_units,
     write_json_atomic,
 )
 from .distributed import DistributedContext
@@ -308,7 +307,11 @@ def _plan_work(
             raise ValueError("no regions to predict")
         geometry = output_geometry(config)
         plan = plan_tiles(
-            resolved, geometry, chrom_sizes=genome.chrom_sizes, align=align, merge=format == "bigwig"
+            resolved,
+            geometry,
+            chrom_sizes=genome.chrom_sizes,
+            align=align,
+            merge=format == "bigwig",
         )
         genome_id = {
             "path": str(Path(genome.path).resolve()),
@@ -461,7 +464,7 @@ def predict_to_files(
         The model; left on its device and in its train/eval mode afterwards.
     out_dir : str or os.PathLike
         Output directory (created if missing). Its ``.work`` subdirectory (a
-        :class:`~enformer.io.jobs.JobDir`) holds the finished units of an unfinished run.
+        :class:`~enformer.io.jobdir.JobDir`) holds the finished units of an unfinished run.
     genome : Genome, optional
         Reference genome; needed for ``regions``. Its chromosome sizes (FASTA order) form the
         BigWig header.
@@ -489,7 +492,7 @@ def predict_to_files(
     distributed : DistributedContext, optional
         Process group membership; default :meth:`DistributedContext.from_env`, so a run
         under ``torchrun`` shards the units over the processes (unit ``u`` goes to rank
-        ``u % world_size``, :func:`~enformer.io.jobs.shard_units`).
+        ``u % world_size``, :func:`~enformer.io.jobdir.shard_units`).
     overwrite : bool, optional
         Replace the outputs of an earlier finished run with other settings found in
         ``out_dir`` (the files its ``enformer_predict.json`` lists are removed). Without it
@@ -537,7 +540,9 @@ def predict_to_files(
             done, mine = _run_units(dist, store, engine, work, genome, format, overwrite, progress)
             ok = True
         finally:
-            if not ok:  # a run that failed on its inputs (or before finishing a unit) leaves nothing
+            if (
+                not ok
+            ):  # a run that failed on its inputs (or before finishing a unit) leaves nothing
                 store.release(discard=not store.done())
         _warn_mostly_n(engine)
         result = PredictionFiles(

@@ -2,7 +2,7 @@
 
 A :class:`ScoreChunk` holds the scores of one chunk of input records (variants and skipped
 alleles, in input order); :meth:`ScoreChunk.to_arrays` / :meth:`ScoreChunk.from_arrays` turn
-it into the flat arrays a :class:`~enformer.io.jobs.JobDir` saves as one unit.
+it into the flat arrays a :class:`~enformer.io.jobdir.JobDir` saves as one unit.
 """
 
 from __future__ import annotations
@@ -116,10 +116,12 @@ class ScoreChunk:
 
 
 def str_array(values: Iterable[Any]) -> np.ndarray:
+    """``values`` as a numpy unicode array (each through ``str``)."""
     return np.array([str(v) for v in values], dtype=np.str_)
 
 
 def skipped_arrays(skipped: Sequence[SkippedVariant]) -> dict[str, np.ndarray]:
+    """The columns :data:`SKIP_FIELDS` of skipped records."""
     return {
         "line": np.array([-1 if s.line is None else s.line for s in skipped], dtype=np.int64),
         "chrom": str_array(s.chrom for s in skipped),
@@ -218,6 +220,11 @@ def score_chunk(
     bar: Any,
     windows: AlleleWindows | None = None,
 ) -> ScoreChunk:
+    """Score one chunk of records: windows (unless given), predictions, statistics.
+
+    Alternatives sharing a reference window are predicted together (``ref_index``); ``bar``
+    advances by the variants predicted.
+    """
     if windows is None:
         windows = chunk_windows(records, genome, plan)
     n_tracks = len(plan.tracks)
@@ -342,8 +349,8 @@ def _merge_skips(
     return out
 
 
-
 def empty_chunk(plan: ScorePlan) -> ScoreChunk:
+    """A chunk with no rows and every column of ``plan``'s outputs (for empty inputs)."""
     variants = {k: np.zeros(0, dtype=np.str_) for k in VARIANT_FIELDS}
     for k in ("pos", "line", "alt_index", "window_start", "offset"):
         variants[k] = np.zeros(0, dtype=np.int64)

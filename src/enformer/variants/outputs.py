@@ -104,6 +104,7 @@ def wide_frame(chunk: ScoreChunk, plan: ScorePlan) -> Any:
 
 
 def skipped_frame(chunks: Iterable[ScoreChunk]) -> Any:
+    """The skipped records of ``chunks`` as one table (columns :data:`SKIP_FIELDS`)."""
     import pandas as pd
 
     frames = [pd.DataFrame({k: c.skipped[k] for k in SKIP_FIELDS}) for c in chunks]
@@ -111,7 +112,6 @@ def skipped_frame(chunks: Iterable[ScoreChunk]) -> Any:
     if not frames:
         return pd.DataFrame({k: pd.Series(dtype=object) for k in SKIP_FIELDS})
     return pd.concat(frames, ignore_index=True)
-
 
 
 # ------------------------------------------------------------------------------------------
@@ -156,7 +156,6 @@ def output_stem(path: Path) -> Path:
     return path
 
 
-
 # ------------------------------------------------------------------------------------------
 # Assembling outputs
 # ------------------------------------------------------------------------------------------
@@ -173,6 +172,11 @@ def write_outputs(
     source: Any,
     contigs: dict[str, int],
 ) -> dict[str, Any]:
+    """Write ``out`` (format ``fmt``) and ``<stem>.skipped.tsv`` from the chunks of a run.
+
+    ``<stem>.settings.json`` is removed first (the caller writes it again once every output is
+    complete). Returns the summary: paths, counts, skip reasons, stats and tracks.
+    """
     stem = output_stem(out)
     skipped_path = stem.with_name(stem.name + ".skipped.tsv")
     settings_path = stem.with_name(stem.name + ".settings.json")
@@ -186,8 +190,7 @@ def write_outputs(
         elif fmt == "h5":
             _write_h5(chunks, plan, metadata, tmp, counts)
         else:
-            _write_vcf(chunks, plan, metadata, tmp, out, vcf_columns, source, counts, contigs
-            )
+            _write_vcf(chunks, plan, metadata, tmp, out, vcf_columns, source, counts, contigs)
         skipped = skipped_frame(chunks())
         counts["variants_skipped"] = len(skipped)
         buffer = io.StringIO()
@@ -284,7 +287,6 @@ def _open_text_out(path: Path, compressed: bool) -> IO[str]:
     if compressed:
         return io.TextIOWrapper(gzip.open(path, "wb"), encoding="utf-8", newline="")
     return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed by the caller
-
 
 
 def _write_h5(

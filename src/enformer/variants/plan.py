@@ -40,6 +40,31 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ScorePlan:
+    """Every resolved setting of a scoring run (see :func:`make_plan`).
+
+    Attributes
+    ----------
+    stats : list of str
+        Statistics, in output order.
+    head, tracks, identifiers, descriptions
+        The head and its scored tracks (indices; identifiers and descriptions when a track
+        sheet is known).
+    strand_pairs : numpy.ndarray or None
+        Strand-pair permutation of the head's tracks for reverse-complement copies.
+    rc, shifts
+        Copies averaged before scoring.
+    geometry : OutputGeometry
+        Model input and output bins.
+    center_bins, tss, tss_width
+        The scoring window: centre bins, or genes' TSS bins.
+    on_ref_mismatch, group_span
+        Window building (:func:`~enformer.variants.sequences.make_allele_windows`).
+    batch_size, device
+        How the predictor runs.
+    metadata : dict
+        Formulas and settings written beside every output.
+    """
+
     stats: list[str]
     head: str
     tracks: list[int]
@@ -60,14 +85,17 @@ class ScorePlan:
 
     @property
     def margin(self) -> int:
+        """Extra genome bases read on each side of a window (the largest shift)."""
         return max(abs(s) for s in self.shifts)
 
     @property
     def window_mode(self) -> str:
+        """``'genes'``, ``'center'`` or ``'all'``."""
         return "genes" if self.tss is not None else "center" if self.center_bins else "all"
 
     @property
     def track_labels(self) -> list[str]:
+        """Column labels of the tracks: identifiers, else ``t<index>``."""
         if self.identifiers is not None:
             return list(self.identifiers)
         return [f"t{i}" for i in self.tracks]
@@ -95,6 +123,32 @@ def _index_selection(spec: str) -> Any:
     return out
 
 
+def _check_options(
+    geometry: OutputGeometry,
+    on_ref_mismatch: str,
+    center_bins: int | None,
+    genes_gtf: Any,
+    tss_width: int,
+    group_span: int | None,
+) -> None:
+    """Refuse scoring-window and window-building options that cannot work."""
+    if on_ref_mismatch not in ("fail", "skip", "flip"):
+        raise ValueError(
+            f"on_ref_mismatch must be 'fail', 'skip' or 'flip', got {on_ref_mismatch!r}"
+        )
+    if center_bins is not None and genes_gtf is not None:
+        raise ValueError("choose either center_bins or genes_gtf as the scoring window, not both")
+    if center_bins is not None and not 1 <= int(center_bins) <= geometry.n_bins:
+        raise ValueError(f"center_bins must lie in 1..{geometry.n_bins}, got {center_bins}")
+    if int(tss_width) < 1:
+        raise ValueError(f"tss_width must be >= 1 bin, got {tss_width}")
+    if group_span is not None and not 0 <= int(group_span) <= geometry.output_span // 2:
+        raise ValueError(
+            f"group_span must lie in 0..{geometry.output_span // 2} bp (half the output span) so "
+            f"that every grouped variant stays inside the output; got {group_span}"
+        )
+
+
 def make_plan(
     model: torch.nn.Module,
     genome: Genome,
@@ -113,6 +167,12 @@ def make_plan(
     batch_size: int,
     device: str | torch.device | None,
 ) -> ScorePlan:
+    """Check the arguments of a scoring run once and resolve them into a :class:`ScorePlan`.
+
+    Parameters are those of :func:`~enformer.variants.score.score_variants` (``genome`` is
+    recorded in the metadata). Raises ``ValueError`` for an unknown head, statistic or track,
+    and for options that cannot work together.
+    """
     config = model.config
     if head not in config.heads:
         raise ValueError(f"the model has no head {head!r}; it has {', '.join(config.heads)}")
@@ -129,21 +189,7 @@ def make_plan(
         )
     shift_tuple = check_shifts(shifts, config.bin_size)
     geometry = output_geometry(config, config.sequence_length)
-    if on_ref_mismatch not in ("fail", "skip", "flip"):
-        raise ValueError(
-            f"on_ref_mismatch must be 'fail', 'skip' or 'flip', got {on_ref_mismatch!r}"
-        )
-    if center_bins is not None and genes_gtf is not None:
-        raise ValueError("choose either center_bins or genes_gtf as the scoring window, not both")
-    if center_bins is not None and not 1 <= int(center_bins) <= geometry.n_bins:
-        raise ValueError(f"center_bins must lie in 1..{geometry.n_bins}, got {center_bins}")
-    if int(tss_width) < 1:
-        raise ValueError(f"tss_width must be >= 1 bin, got {tss_width}")
-    if group_span is not None and not 0 <= int(group_span) <= geometry.output_span // 2:
-        raise ValueError(
-            f"group_span must lie in 0..{geometry.output_span // 2} bp (half the output span) so "
-            f"that every grouped variant stays inside the output; got {group_span}"
-        )
+    _check_options(geometry, on_ref_mismatch, center_bins, genes_gtf, tss_width, group_span)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     tss: TSSIndex | None = None
@@ -222,8 +268,6 @@ def make_plan(
     )
 
 
-
-
 def vcf_track_columns(plan: ScorePlan, vcf_tracks: Any, track_sheet: Any) -> list[int]:
     """Columns (positions in plan.tracks) annotated in VCF output."""
     if vcf_tracks is None:
@@ -245,4 +289,3 @@ def vcf_track_columns(plan: ScorePlan, vcf_tracks: Any, track_sheet: Any) -> lis
     if missing:
         raise ValueError(f"vcf_tracks {missing[:5]} are not among the scored tracks")
     return [position[t] for t in wanted]
-

@@ -32,7 +32,7 @@ Resuming
 alleles, in input order). Each finished chunk is written atomically (temporary file, then
 :func:`os.replace`) to a work directory together with a hash of every setting that affects the
 numbers (the input file enters by the digest of its bytes, the genome by its chromosome names
-and lengths), as units of a :class:`~enformer.io.jobs.JobDir`. Each chunk also stores
+and lengths), as units of a :class:`~enformer.io.jobdir.JobDir`. Each chunk also stores
 :func:`~enformer.variants.chunks.windows_digest` of the genome windows it was
 computed from; on resume the windows are built again from the current genome and a chunk whose
 bases differ (a FASTA replaced at the same path) is computed again, with a warning. A killed
@@ -55,13 +55,12 @@ Several processes or devices
 ----------------------------
 The same chunk files let ``n`` processes share one input: process ``k`` of ``n`` (``shard=(k,
 n)``, e.g. one per GPU with its own ``device``) computes the chunks ``i`` with ``i % n == k``
-(:func:`~enformer.io.jobs.shard_units`, the rule ``enformer predict`` uses for torchrun ranks)
+(:func:`~enformer.io.jobdir.shard_units`, the rule ``enformer predict`` uses for torchrun ranks)
 into a common ``work_dir``; a final run without ``shard`` finds every chunk done and only
 assembles the outputs. Shards hold the lock shared (they run side by side), each shard's own
 lock exclusively (the same shard cannot run twice); the final run is refused while a shard is
 alive, and a shard is refused while a plain run is.
 """
-
 
 from __future__ import annotations
 
@@ -78,13 +77,12 @@ import torch
 from ..data.genome import Genome
 from ..data.tracks import TrackSheet
 from ..inference.predict import progress_bar
+from ..io.jobdir import JobDir, shard_units
 from ..io.jobs import (
-    JobDir,
     JobLock,
     file_fingerprint,
     genome_fingerprint,
     sequence_digest,
-    shard_units,
     write_bytes_atomic,
 )
 from .chunks import ScoreChunk, chunk_windows, empty_chunk, score_chunk, windows_digest
@@ -256,7 +254,6 @@ def score_variants(
     return table
 
 
-
 def _input_identity(source: Any) -> Any:
     """A file input by content (size and digest of its bytes); ``None`` for other inputs."""
     if isinstance(source, str | os.PathLike):
@@ -272,7 +269,6 @@ def _count_records(source: Any) -> int | None:
         return sum(1 for _ in iter_records(source))
     except (ValueError, OSError):
         return None
-
 
 
 def write_scores(
