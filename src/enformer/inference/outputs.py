@@ -1,9 +1,36 @@
 """Assemble a prediction job's finished units into BigWig, HDF5 or NPZ files.
 
 Every file is written to a temporary name beside its final one and moved into place when
-complete (:func:`~enformer.io.jobs.atomic_path`). The layouts are described in
-:mod:`enformer.inference.writers`. The units come from anything with a ``load(unit)`` method
-returning the unit's arrays per head (a :class:`~enformer.io.jobdir.JobDir`).
+complete (:func:`~enformer.io.jobs.atomic_path`). The units come from anything with a
+``load(unit)`` method returning the unit's arrays per head (a
+:class:`~enformer.io.jobdir.JobDir`).
+
+Layouts
+-------
+* ``bigwig``: one file per head and selected track, ``<head>_track<index>[_<identifier>].bw``,
+  with every chromosome of the genome in the header (FASTA order) and one fixed-step entry
+  per bin (``bin_size`` span and step); a bin reaching past the chromosome end is clipped to
+  it. Regions are sorted and overlapping ones merged (BigWig entries may not overlap).
+* ``h5`` / ``npz``: one file ``predictions.h5`` / ``predictions.npz`` (an NPZ is streamed
+  member by member, so memory stays bounded). Genomic regions are stored flat, one row per
+  bin over all regions in order::
+
+      <head>/values          float32 (total_bins, n_tracks)
+      <head>/track_index     int64 (n_tracks,)
+      <head>/track_identifier  str (n_tracks,)       when a track sheet is known
+      bins/chrom             str (total_bins,)
+      bins/start, bins/end   int64 (total_bins,)     0-based half-open, ends clipped to the
+                                                     chromosome
+      bins/region            int64 (total_bins,)     row of regions/*
+      regions/chrom, regions/start, regions/end, regions/name   the regions as requested
+                                                     (ends clipped to the chromosome)
+      regions/bin_start      int64                   genomic start of each region's bin 0
+      regions/first_row, regions/n_bins  int64       where each region's bins are in values
+      settings               str                     the resolved settings as JSON
+
+  Sequences (no genomic coordinates) are stored as ``<head>/values`` float32 ``(N, bins,
+  n_tracks)``, ``names`` str ``(N,)`` and ``bins/start``, ``bins/end`` int64 ``(bins,)``:
+  positions within the input sequences.
 """
 
 from __future__ import annotations

@@ -3,71 +3,25 @@
 :func:`predict_to_files` runs a whole job: it plans tiles over genomic regions (or takes a list
 of sequences), predicts them in batches, and writes the results.
 
-Resumable work
---------------
-Every finished unit of work (a tile, or one input sequence) is saved as its own chunk file
-``OUT/.work/chunks/<unit>.npz``, written to a temporary name and moved into place with
-:func:`os.replace`, so a chunk is either complete or absent. ``OUT/.work/manifest.json`` holds a
-hash of everything that determines the chunks' contents (model weights, genome, regions and
-tiling, heads, tracks, strand pairs, reverse complement, shifts, dtype). A rerun with the same
-hash skips the units whose chunks exist; a run with a different hash discards the stale chunks
-first. Batch size, device, output format and the number of processes do not enter the hash, so
-they may change between a crash and the restart.
-
-The genome enters the hash by path and chromosome names and lengths; its bases are checked per
-tile: each tile's chunk stores :func:`~enformer.io.jobs.sequence_digest` of the sequence it
-read, and on resume every finished tile is read again from the current FASTA and recomputed
-(with a warning naming how many) if its bases differ, e.g. after the FASTA was replaced.
-
-One run per output
-------------------
-A run claims ``OUT/.work/lock`` (:class:`~enformer.io.jobs.JobLock`) before it touches
-anything in ``OUT`` and holds it until it ends; rank 0 of a ``torchrun`` job claims it for all
-ranks. A second run into the same ``OUT`` while the first is alive is refused with
-:class:`~enformer.io.jobs.JobLockedError` (``enformer predict`` exits with status 2) and
-touches nothing; once the holder has died, however, the next run resumes. A run that fails on
-its inputs, before any unit is finished, removes the directories it created.
-
-Earlier outputs
----------------
-If ``OUT`` holds the finished outputs of an earlier run (``enformer_predict.json``) with other
-settings (or another format), the run is refused unless ``overwrite=True``
-(``--overwrite``), which removes the files the earlier listing names before starting. With
-the same settings the files are simply written again. In both cases the earlier listing is
-withdrawn at the start and ``enformer_predict.json`` reappears only when every file of the
-new run is in place, so a listing always describes complete files.
-
-Final files
------------
-Outputs are assembled from the chunks into temporary names in ``OUT`` and moved into place with
-:func:`os.replace`: no partial or corrupt file ever sits under a final name. The resolved
-settings and the list of files are written last, as ``OUT/enformer_predict.json``. The work
-directory is removed after success.
-
-* ``bigwig``: one file per head and selected track, ``<head>_track<index>[_<identifier>].bw``,
-  with every chromosome of the genome in the header (FASTA order) and one fixed-step entry
-  per bin (``bin_size`` span and step); a bin reaching past the chromosome end is clipped to
-  it. Regions are sorted and overlapping ones merged (BigWig entries may not overlap).
-* ``h5`` / ``npz``: one file ``predictions.h5`` / ``predictions.npz`` (an NPZ is streamed
-  member by member, so memory stays bounded). Genomic regions are stored flat, one row per
-  bin over all regions in order::
-
-      <head>/values          float32 (total_bins, n_tracks)
-      <head>/track_index     int64 (n_tracks,)
-      <head>/track_identifier  str (n_tracks,)       when a track sheet is known
-      bins/chrom             str (total_bins,)
-      bins/start, bins/end   int64 (total_bins,)     0-based half-open, ends clipped to the
-                                                     chromosome
-      bins/region            int64 (total_bins,)     row of regions/*
-      regions/chrom, regions/start, regions/end, regions/name   the regions as requested
-                                                     (ends clipped to the chromosome)
-      regions/bin_start      int64                   genomic start of each region's bin 0
-      regions/first_row, regions/n_bins  int64       where each region's bins are in values
-      settings               str                     the resolved settings as JSON
-
-  Sequences (no genomic coordinates) are stored as ``<head>/values`` float32 ``(N, bins,
-  n_tracks)``, ``names`` str ``(N,)`` and ``bins/start``, ``bins/end`` int64 ``(bins,)``:
-  positions within the input sequences.
+* **Resumable.** ``OUT/.work`` is a :class:`~enformer.io.jobdir.JobDir`: every finished unit
+  (a tile, or one input sequence) is one file ``chunks/<unit>.npz``, written atomically, and
+  ``manifest.json`` holds the hash of everything that determines the units (model weights,
+  genome names and lengths, regions and tiling, heads, tracks, strand pairs, reverse
+  complement, shifts, dtype). A rerun with the same hash skips the finished units; another
+  hash starts over. Batch size, device, format and the number of processes may change
+  between a crash and the restart. Each tile stores the digest of the bases it read; on
+  resume a tile whose bases now differ (a FASTA replaced at the same path) is recomputed,
+  with a warning. Under ``torchrun`` unit ``u`` goes to rank ``u % world_size``.
+* **One run per output.** Rank 0 claims ``OUT/.work/lock`` for all ranks before anything in
+  ``OUT`` is touched; a second live run is refused with
+  :class:`~enformer.io.jobs.JobLockedError` (exit status 2) and touches nothing; after the
+  holder died the next run resumes. A run that fails on its inputs leaves nothing behind.
+* **Earlier outputs.** Finished outputs of a run with other settings or format (listed in
+  ``enformer_predict.json``) are refused unless ``overwrite=True`` (``--overwrite``), which
+  removes them. The listing is withdrawn at the start and written again last, when every
+  file is in place (assembled under temporary names, then :func:`os.replace`), so it always
+  describes complete files. The work directory is removed after success. The layouts are
+  described in :mod:`enformer.inference.outputs`.
 """
 
 from __future__ import annotations
@@ -539,10 +493,8 @@ def predict_to_files(
         try:
             done, mine = _run_units(dist, store, engine, work, genome, format, overwrite, progress)
             ok = True
-        finally:
-            if (
-                not ok
-            ):  # a run that failed on its inputs (or before finishing a unit) leaves nothing
+        finally:  # a run that failed on its inputs (or before finishing a unit) leaves nothing
+            if not ok:
                 store.release(discard=not store.done())
         _warn_mostly_n(engine)
         result = PredictionFiles(
@@ -558,19 +510,12 @@ def predict_to_files(
         )
         if not dist.is_main:
             return result
-        resolved = _resolved_settings(
-            settings, format, heads, indices, identifiers, engine, pairs, dtype, dist, model
-        )
-        resolved["model_fingerprint"] = job_settings["model"]
-        resolved.update(
-            {
-                "geometry": asdict(work.geometry),
-                "settings_hash": store.hash,
-                **({"align": align} if work.plan is not None else {}),
-            }
-        )
+        layout = ArrayLayout(work.geometry, indices, identifiers)
+        resolved = {**(dict(settings) if settings else {}), "format": format, "heads": heads}
+        resolved.update(_resolved_settings(layout, engine, pairs, dtype, dist, model, store))
+        if work.plan is not None:
+            resolved["align"] = align
         try:
-            layout = ArrayLayout(work.geometry, indices, identifiers)
             return _finish(result, store, work, genome, layout, progress, resolved)
         finally:
             store.release()
@@ -591,24 +536,18 @@ def _warn_mostly_n(engine: Engine) -> None:
 
 
 def _resolved_settings(
-    settings: Mapping[str, Any] | None,
-    format: str,
-    heads: list[str],
-    indices: dict[str, list[int]],
-    identifiers: dict[str, list[str]],
+    layout: ArrayLayout,
     engine: Engine,
-    pairs: Mapping[str, Any],
-    dtype: torch.dtype | None,
-    dist: DistributedContext,
-    model: torch.nn.Module,
+    pairs: Any,
+    dtype: Any,
+    dist: Any,
+    model: Any,
+    store: JobDir,
 ) -> dict[str, Any]:
-    """The settings written beside the outputs (``geometry`` and the hash follow)."""
+    """The settings written beside the outputs, after the caller's, the format and the heads."""
     return {
-        **(dict(settings) if settings else {}),
-        "format": format,
-        "heads": heads,
-        "tracks": indices,
-        "track_identifiers": identifiers,
+        "tracks": layout.indices,
+        "track_identifiers": layout.identifiers,
         "rc": engine.rc,
         "shifts": list(engine.shifts),
         "strand_pairs_swapped": {h: p is not None for h, p in pairs.items()},
@@ -616,7 +555,9 @@ def _resolved_settings(
         "batch_size": engine.batch_size,
         "world_size": dist.world_size,
         "model_description": model.config.description,
-        "model_fingerprint": None,  # filled in by the caller
+        "model_fingerprint": store.settings["model"],
+        "geometry": asdict(layout.geometry),
+        "settings_hash": store.hash,
     }
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "tidy_frame",
     "wide_frame",
     "write_outputs",
+    "write_settings",
 ]
 
 OUTPUT_FORMATS = {
@@ -159,6 +160,12 @@ def output_stem(path: Path) -> Path:
 # ------------------------------------------------------------------------------------------
 # Assembling outputs
 # ------------------------------------------------------------------------------------------
+
+
+def write_settings(path: Path, metadata: dict[str, Any], summary: dict[str, Any]) -> None:
+    """Write ``<stem>.settings.json`` (metadata and summary), once every output is in place."""
+    text = json.dumps({"metadata": metadata, "summary": summary}, indent=2, default=str)
+    write_bytes_atomic(path, text.encode())
 
 
 def write_outputs(

@@ -20,14 +20,9 @@ import torch
 
 from ..data.genome import Genome
 from ..data.tracks import TrackSheet
-from ..inference.predict import (
-    OutputGeometry,
-    check_shifts,
-    output_geometry,
-    resolve_strand_pairs,
-    resolve_tracks,
-)
+from ..inference.predict import check_shifts, resolve_strand_pairs, resolve_tracks
 from ..io.jobs import model_fingerprint
+from ..model.geometry import OutputGeometry, output_geometry
 from ..runtime import parse_device
 from ..version import __version__
 from .scores import SCORE_FORMULAS, TSSIndex, resolve_stats

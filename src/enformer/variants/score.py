@@ -64,7 +64,6 @@ alive, and a shard is refused while a plain run is.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -78,16 +77,10 @@ from ..data.genome import Genome
 from ..data.tracks import TrackSheet
 from ..inference.predict import progress_bar
 from ..io.jobdir import JobDir, shard_units
-from ..io.jobs import (
-    JobLock,
-    file_fingerprint,
-    genome_fingerprint,
-    sequence_digest,
-    write_bytes_atomic,
-)
+from ..io.jobs import JobLock, file_fingerprint, genome_fingerprint, sequence_digest
 from .chunks import ScoreChunk, chunk_windows, empty_chunk, score_chunk, windows_digest
 from .io import Record, Variant, chunked, iter_records
-from .outputs import output_format, skipped_frame, tidy_frame, write_outputs
+from .outputs import output_format, skipped_frame, tidy_frame, write_outputs, write_settings
 from .plan import ScorePlan, make_plan, vcf_track_columns
 from .predictors import PredictAlleles, model_on, resolve_predictor
 from .scores import TSSIndex
@@ -415,10 +408,7 @@ def write_scores(
                 else None,
             }
         )
-        write_bytes_atomic(
-            Path(summary["settings"]),
-            json.dumps({"metadata": metadata, "summary": summary}, indent=2, default=str).encode(),
-        )
+        write_settings(Path(summary["settings"]), metadata, summary)
         if not keep_work:
             job.remove()
         return summary
