@@ -13,8 +13,9 @@ from enformer import Enformer, EnformerConfig
 from enformer.data.genome import Genome, GenomeWarning
 from enformer.data.sequence import decode, one_hot, random_sequence
 from enformer.variants import io as vio
-from enformer.variants.io import SkippedVariant, Variant, chunked, parse_variant, read_tsv, read_vcf
+from enformer.variants.io import read_tsv, read_vcf
 from enformer.variants.predictors import AllelePredictions, predict_alleles
+from enformer.variants.records import SkippedVariant, Variant, chunked, parse_variant
 from enformer.variants.score import score_variants
 from enformer.variants.sequences import (
     PLACEMENT,

@@ -302,7 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         variant = None
         region = None
         if args.variant:
-            from ..variants.io import parse_variant
+            from ..variants.records import parse_variant
 
             variant = parse_variant(args.variant)
             genome.resolve_chrom(variant.chrom)

@@ -16,9 +16,9 @@ import torch
 
 from ..data.genome import Genome
 from ..io.jobs import sequence_digest
-from .io import Record, SkippedVariant, Variant
 from .plan import ScorePlan
 from .predictors import PredictAlleles
+from .records import Record, SkippedVariant, Variant
 from .scores import center_bins, compute_scores
 from .sequences import AlleleWindows, Placement, make_allele_windows
 

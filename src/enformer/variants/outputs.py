@@ -21,8 +21,9 @@ import numpy as np
 from ..io.jobs import atomic_path, write_bytes_atomic
 from ..version import __version__
 from .chunks import GENE_FIELDS, SKIP_FIELDS, ScoreChunk, empty_chunk, str_array
-from .io import detect_format, numbered_lines
+from .io import detect_format
 from .plan import ScorePlan
+from .records import numbered_lines
 from .scores import SCORE_FORMULAS
 
 __all__ = [

@@ -79,10 +79,11 @@ from ..inference.predict import progress_bar
 from ..io.jobdir import JobDir, shard_units
 from ..io.jobs import JobLock, file_fingerprint, genome_fingerprint, sequence_digest
 from .chunks import ScoreChunk, chunk_windows, empty_chunk, score_chunk, windows_digest
-from .io import Record, Variant, chunked, iter_records
+from .io import iter_records
 from .outputs import output_format, skipped_frame, tidy_frame, write_outputs, write_settings
 from .plan import ScorePlan, make_plan, vcf_track_columns
 from .predictors import PredictAlleles, model_on, resolve_predictor
+from .records import Record, Variant, chunked
 from .scores import TSSIndex
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "score_variants", "write_scores"]

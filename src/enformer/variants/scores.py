@@ -520,7 +520,7 @@ def read_gtf_tss(
     """
     import pandas as pd
 
-    from .io import numbered_lines
+    from .records import numbered_lines
 
     path = Path(path)
     if feature not in ("auto", "gene", "transcript"):
