@@ -25,7 +25,7 @@ from enformer.data.genome import Genome
 from enformer.inference import outputs as prediction_outputs
 from enformer.inference.predict import output_geometry
 from enformer.inference.tiling import plan_tiles, tile_sequence, whole_chromosomes
-from enformer.io.jobdir import JobDir
+from enformer.io.jobdir import JobDir, shard_units
 from enformer.io.jobs import (
     JobLock,
     JobLockedError,
@@ -561,3 +561,51 @@ def test_score_interrupted_assembly_keeps_no_partial_or_stale_file(
     assert cli(*score_argv(weights, fasta, vcf, out, "0,1"))[0] == 0
     settings = json.loads(out.with_name("scores.settings.json").read_text())
     assert settings["metadata"]["tracks"] == [0, 1]
+
+
+# ------------------------------------------------------------------------------ the job directory
+
+
+def test_job_dir_resumes_starts_over_and_verifies_digests(tmp_path, caplog):
+    work = tmp_path / "job"
+    job = JobDir(work, {"a": 1}, unit_name="chunk_{:03d}.npz")
+    assert job.claim() == set()
+    job.save(0, {"x": np.arange(3)}, digest="d0")
+    job.save(2, {"x": np.ones((2, 2)), "n": np.array(5)})
+    (work / "chunk_001.npz.tmp").write_bytes(b"torn")  # a killed write
+    job.release()
+
+    again = JobDir(work, {"a": 1}, unit_name="chunk_{:03d}.npz")
+    assert again.claim() == {0, 2}
+    assert not (work / "chunk_001.npz.tmp").exists()  # the sole owner swept it
+    np.testing.assert_array_equal(again.load(0)["x"], np.arange(3))
+    assert again.load(2)["n"].shape == () and int(again.load(2)["n"]) == 5  # 0-d stays 0-d
+    assert set(again.load(0)) == {"x"}  # the digest is not part of the arrays
+    assert (again.input_digest(0), again.input_digest(2)) == ("d0", None)
+    assert again.stale([0, 2], {0: "d0", 2: None}.get) == []
+    assert again.stale([0], {0: "other"}.get) == [0]
+    again.release()
+
+    # a shard of a job with other settings is refused and deletes nothing
+    shard = JobDir(work, {"a": 2}, shard=(0, 2), unit_name="chunk_{:03d}.npz")
+    with pytest.raises(ValueError, match="other settings"):
+        shard.claim()
+    shard.release()
+    assert JobDir(work, {"a": 1}, unit_name="chunk_{:03d}.npz").done() == {0, 2}
+
+    other = JobDir(work, {"a": 2}, unit_name="chunk_{:03d}.npz")
+    with caplog.at_level(logging.WARNING, logger="enformer"):
+        assert other.claim() == set()
+    assert "other settings; starting over" in caplog.text
+    assert other.done() == set() and other.previous["settings"] == {"a": 1}
+    other.remove()
+    other.release()
+    assert not work.exists()
+
+
+def test_shard_units_one_rule():
+    assert shard_units(range(7), None) == list(range(7))
+    assert shard_units(range(7), (1, 3)) == [1, 4]
+    assert shard_units([0, 2, 3, 5, 6], (0, 2)) == [0, 2, 6]  # by index, not by position
+    parts = [shard_units(range(10), (k, 4)) for k in range(4)]
+    assert sorted(u for p in parts for u in p) == list(range(10))
