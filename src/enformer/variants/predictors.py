@@ -185,7 +185,7 @@ def predict_alleles_reuse(
 ) -> AllelePredictions:
     """Predict reference and alternative windows, reusing the reference's conv activations.
 
-    Parameters and returns are those of :func:`enformer.variants.score.predict_alleles`;
+    Parameters and returns are those of :func:`predict_alleles`;
     ``ref_index`` (``(V,)``, the reference row of each alternative) is required unless
     there is one alternative per reference.
     """
