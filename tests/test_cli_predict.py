@@ -19,7 +19,7 @@ from enformer.cli.main import main
 from enformer.data.genome import Genome
 from enformer.data.sequence import one_hot, random_sequence
 from enformer.inference import predict
-from enformer.inference.writers import ChunkStore
+from enformer.io.jobdir import JobDir
 from enformer.weights import load_pretrained, save_pretrained
 
 from .conftest import randomize_batch_norm
@@ -408,18 +408,18 @@ def test_interrupted_run_resumes_to_the_same_files(weights, fasta, tmp_path, cap
     # Kill the run after 4 tiles.
     out = tmp_path / "resumed"
     saved = {"n": 0}
-    original = ChunkStore.save
+    original = JobDir.save
 
-    def dying_save(self, unit, arrays):
+    def dying_save(self, unit, arrays, **kwargs):
         if saved["n"] == 4:
             raise RuntimeError("killed")
         saved["n"] += 1
-        original(self, unit, arrays)
+        original(self, unit, arrays, **kwargs)
 
-    monkeypatch.setattr(ChunkStore, "save", dying_save)
+    monkeypatch.setattr(JobDir, "save", dying_save)
     with pytest.raises(RuntimeError, match="killed"):
         main(["--quiet", *argv, "--out", str(out)])
-    monkeypatch.setattr(ChunkStore, "save", original)
+    monkeypatch.setattr(JobDir, "save", original)
     capsys.readouterr()
     assert not list(out.glob("*.bw")) and not (out / "enformer_predict.json").exists()
     chunks = sorted(p.name for p in (out / ".work" / "chunks").iterdir())
@@ -453,16 +453,16 @@ def test_changed_settings_discard_stale_chunks(
         str(out),
     ]
 
-    original = ChunkStore.save
+    original = JobDir.save
 
-    def save_then_die(self, unit, arrays):
-        original(self, unit, arrays)
+    def save_then_die(self, unit, arrays, **kwargs):
+        original(self, unit, arrays, **kwargs)
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(ChunkStore, "save", save_then_die)
+    monkeypatch.setattr(JobDir, "save", save_then_die)
     with pytest.raises(RuntimeError):
         main(["--quiet", *argv])
-    monkeypatch.setattr(ChunkStore, "save", original)
+    monkeypatch.setattr(JobDir, "save", original)
     assert len(list((out / ".work" / "chunks").iterdir())) == 1
     code, summary, err = run_cli([*argv, "--rc"], capsys)
     assert code == 0, err
@@ -492,7 +492,7 @@ def test_failed_assembly_leaves_no_partial_file(weights, fasta, tmp_path, capsys
     work.mkdir(parents=True)
     (work / ".000000001.abc.tmp").write_bytes(b"half a chunk")
     loads = {"n": 0}
-    original = ChunkStore.load
+    original = JobDir.load
 
     def dying_load(self, unit):
         loads["n"] += 1
@@ -500,10 +500,10 @@ def test_failed_assembly_leaves_no_partial_file(weights, fasta, tmp_path, capsys
             raise RuntimeError("disk full")
         return original(self, unit)
 
-    monkeypatch.setattr(ChunkStore, "load", dying_load)
+    monkeypatch.setattr(JobDir, "load", dying_load)
     with pytest.raises(RuntimeError, match="disk full"):
         main(["--quiet", *argv])
-    monkeypatch.setattr(ChunkStore, "load", original)
+    monkeypatch.setattr(JobDir, "load", original)
     assert sorted(p.name for p in out.iterdir()) == [".work"]  # no final, no temporary file
     code, summary, err = run_cli(argv, capsys)
     assert code == 0, err

@@ -17,7 +17,8 @@ from enformer import Enformer, EnformerConfig
 from enformer.cli.main import main
 from enformer.data.genome import Genome
 from enformer.data.sequence import random_sequence
-from enformer.variants.score import predict_alleles, score_variants, write_scores
+from enformer.variants.predictors import predict_alleles
+from enformer.variants.score import score_variants, write_scores
 from enformer.weights import save_pretrained
 
 from .conftest import randomize_batch_norm

@@ -22,10 +22,10 @@ import enformer
 from enformer import Enformer, EnformerConfig
 from enformer.cli.main import main
 from enformer.data.genome import Genome
+from enformer.inference import outputs as prediction_outputs
 from enformer.inference.predict import output_geometry
 from enformer.inference.tiling import plan_tiles, tile_sequence, whole_chromosomes
-from enformer.inference import writers
-from enformer.inference.writers import ChunkStore
+from enformer.io.jobdir import JobDir, shard_units
 from enformer.io.jobs import (
     JobLock,
     JobLockedError,
@@ -33,8 +33,9 @@ from enformer.io.jobs import (
     model_fingerprint,
     write_bytes_atomic,
 )
+from enformer.variants import outputs as score_outputs
 from enformer.variants import score as score_module
-from enformer.variants.score import ScoreChunk, write_scores
+from enformer.variants.score import write_scores
 from enformer.weights import load_pretrained, save_pretrained
 
 from .conftest import randomize_batch_norm
@@ -243,7 +244,7 @@ def test_predict_second_run_refused_then_resumes_after_holder_dies(
     assert cli(*predict_argv(weights, fasta, whole))[0] == 0
 
     out = tmp_path / "out"
-    kill_after(monkeypatch, ChunkStore, 5)
+    kill_after(monkeypatch, JobDir, 5)
     with pytest.raises(Killed):
         cli(*predict_argv(weights, fasta, out))
     monkeypatch.undo()
@@ -301,7 +302,7 @@ def test_predict_replaced_genome_recomputes_affected_tiles(
 ):
     out = tmp_path / "out"
     argv = predict_argv(weights, fasta, out)
-    kill_after(monkeypatch, ChunkStore, 9)
+    kill_after(monkeypatch, JobDir, 9)
     with pytest.raises(Killed):
         cli(*argv)
     monkeypatch.undo()
@@ -319,7 +320,7 @@ def test_predict_replaced_genome_recomputes_affected_tiles(
         plan = plan_tiles(regions, geometry, chrom_sizes=g.chrom_sizes)
         old = {t.index: tile_sequence(g, t) for t in plan}
     write_fasta(fasta, new)
-    done = ChunkStore(out / ".work", "").done()
+    done = JobDir(out / ".work", {}).done()
     with Genome(fasta) as g:
         changed = {t.index for t in plan if tile_sequence(g, t) != old[t.index]}
     stale = changed & done
@@ -363,8 +364,8 @@ def test_predict_removes_outputs_of_an_unfinished_run_with_other_settings(
     weights, fasta, tmp_path, monkeypatch, caplog
 ):
     out = tmp_path / "out"
-    monkeypatch.setattr(writers, "_BIGWIG_GROUP", 1)  # one BigWig finished at a time
-    original = ChunkStore.load
+    monkeypatch.setattr(prediction_outputs, "_BIGWIG_GROUP", 1)  # one BigWig finished at a time
+    original = JobDir.load
     seen: set[int] = set()
 
     def dying_load(self, unit):
@@ -373,7 +374,7 @@ def test_predict_removes_outputs_of_an_unfinished_run_with_other_settings(
         seen.add(unit)
         return original(self, unit)
 
-    monkeypatch.setattr(ChunkStore, "load", dying_load)
+    monkeypatch.setattr(JobDir, "load", dying_load)
     with pytest.raises(Killed):
         cli(*predict_argv(weights, fasta, out, tracks="2,7"))
     monkeypatch.undo()
@@ -412,7 +413,7 @@ def test_score_second_run_refused_then_resumes_byte_identical(
 
     out = tmp_path / "run" / "scores.tsv"
     work = out.with_name("scores.tsv.enformer-work")
-    kill_after(monkeypatch, ScoreChunk, 2)
+    kill_after(monkeypatch, JobDir, 2)
     with pytest.raises(Killed):
         cli(*score_argv(weights, fasta, vcf, out, "0,1,4"))
     monkeypatch.undo()
@@ -485,7 +486,7 @@ def test_score_replaced_genome_recomputes_affected_chunks(
 ):
     out = tmp_path / "scores.tsv"
     argv = score_argv(weights, fasta, vcf, out, "0-9")
-    kill_after(monkeypatch, ScoreChunk, 3)
+    kill_after(monkeypatch, JobDir, 3)
     with pytest.raises(Killed):
         cli(*argv)
     monkeypatch.undo()
@@ -496,13 +497,13 @@ def test_score_replaced_genome_recomputes_affected_chunks(
     new["chrA"] = "".join(seq)
     write_fasta(fasta, new)
     calls: list[int] = []
-    original = score_module._score_chunk
+    original = score_module.score_chunk
 
     def counting(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(score_module, "_score_chunk", counting)
+    monkeypatch.setattr(score_module, "score_chunk", counting)
     with caplog.at_level(logging.WARNING, logger="enformer"):
         assert cli(*argv)[0] == 0
     assert len(calls) == 2  # chunk 1 again and chunk 3 (never finished)
@@ -518,7 +519,7 @@ def test_score_changed_vcf_with_same_size_is_not_reused(
 ):
     out = tmp_path / "scores.tsv"
     argv = score_argv(weights, fasta, vcf, out, "0")
-    kill_after(monkeypatch, ScoreChunk, 2)
+    kill_after(monkeypatch, JobDir, 2)
     with pytest.raises(Killed):
         cli(*argv)
     monkeypatch.undo()
@@ -550,7 +551,7 @@ def test_score_interrupted_assembly_keeps_no_partial_or_stale_file(
     def dying(*args, **kwargs):
         raise Killed
 
-    monkeypatch.setattr(score_module, "_skipped_frame", dying)  # after the table is written
+    monkeypatch.setattr(score_outputs, "skipped_frame", dying)  # after the table is written
     with pytest.raises(Killed):
         cli(*score_argv(weights, fasta, vcf, out, "0,1"))
     monkeypatch.undo()
@@ -560,3 +561,51 @@ def test_score_interrupted_assembly_keeps_no_partial_or_stale_file(
     assert cli(*score_argv(weights, fasta, vcf, out, "0,1"))[0] == 0
     settings = json.loads(out.with_name("scores.settings.json").read_text())
     assert settings["metadata"]["tracks"] == [0, 1]
+
+
+# ------------------------------------------------------------------------------ the job directory
+
+
+def test_job_dir_resumes_starts_over_and_verifies_digests(tmp_path, caplog):
+    work = tmp_path / "job"
+    job = JobDir(work, {"a": 1}, unit_name="chunk_{:03d}.npz")
+    assert job.claim() == set()
+    job.save(0, {"x": np.arange(3)}, digest="d0")
+    job.save(2, {"x": np.ones((2, 2)), "n": np.array(5)})
+    (work / "chunk_001.npz.tmp").write_bytes(b"torn")  # a killed write
+    job.release()
+
+    again = JobDir(work, {"a": 1}, unit_name="chunk_{:03d}.npz")
+    assert again.claim() == {0, 2}
+    assert not (work / "chunk_001.npz.tmp").exists()  # the sole owner swept it
+    np.testing.assert_array_equal(again.load(0)["x"], np.arange(3))
+    assert again.load(2)["n"].shape == () and int(again.load(2)["n"]) == 5  # 0-d stays 0-d
+    assert set(again.load(0)) == {"x"}  # the digest is not part of the arrays
+    assert (again.input_digest(0), again.input_digest(2)) == ("d0", None)
+    assert again.stale([0, 2], {0: "d0", 2: None}.get) == []
+    assert again.stale([0], {0: "other"}.get) == [0]
+    again.release()
+
+    # a shard of a job with other settings is refused and deletes nothing
+    shard = JobDir(work, {"a": 2}, shard=(0, 2), unit_name="chunk_{:03d}.npz")
+    with pytest.raises(ValueError, match="other settings"):
+        shard.claim()
+    shard.release()
+    assert JobDir(work, {"a": 1}, unit_name="chunk_{:03d}.npz").done() == {0, 2}
+
+    other = JobDir(work, {"a": 2}, unit_name="chunk_{:03d}.npz")
+    with caplog.at_level(logging.WARNING, logger="enformer"):
+        assert other.claim() == set()
+    assert "other settings; starting over" in caplog.text
+    assert other.done() == set() and other.previous["settings"] == {"a": 1}
+    other.remove()
+    other.release()
+    assert not work.exists()
+
+
+def test_shard_units_one_rule():
+    assert shard_units(range(7), None) == list(range(7))
+    assert shard_units(range(7), (1, 3)) == [1, 4]
+    assert shard_units([0, 2, 3, 5, 6], (0, 2)) == [0, 2, 6]  # by index, not by position
+    parts = [shard_units(range(10), (k, 4)) for k in range(4)]
+    assert sorted(u for p in parts for u in p) == list(range(10))

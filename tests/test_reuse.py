@@ -89,8 +89,7 @@ def test_reuse_predictor_equals_naive_scorer(tiny_model):
     """predict_alleles_reuse == predict_alleles (full forwards) for SNVs, an indel and RC/shifts."""
     import numpy as np
 
-    from enformer.variants.reuse import predict_alleles_reuse
-    from enformer.variants.score import _NAIVE_PREDICT_ALLELES
+    from enformer.variants.predictors import predict_alleles, predict_alleles_reuse
 
     m = 2
     ref = random_onehot(2, 2048 + 2 * m, seed=21)
@@ -112,7 +111,7 @@ def test_reuse_predictor_equals_naive_scorer(tiny_model):
         shifts=(-1, 0, 2),
         batch_size=3,
     )
-    naive = _NAIVE_PREDICT_ALLELES(tiny_model, ref, alt, **kwargs)
+    naive = predict_alleles(tiny_model, ref, alt, **kwargs)
     fast = predict_alleles_reuse(tiny_model, ref, alt, **kwargs)
     np.testing.assert_allclose(fast.ref, naive.ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fast.alt, naive.alt, rtol=1e-5, atol=1e-6)

@@ -13,9 +13,10 @@ from enformer import Enformer, EnformerConfig
 from enformer.data.genome import Genome, GenomeWarning
 from enformer.data.sequence import decode, one_hot, random_sequence
 from enformer.variants import io as vio
-from enformer.variants import score as vscore
-from enformer.variants.io import SkippedVariant, Variant, chunked, parse_variant, read_tsv, read_vcf
-from enformer.variants.score import AllelePredictions, predict_alleles, score_variants
+from enformer.variants.io import read_tsv, read_vcf
+from enformer.variants.predictors import AllelePredictions, predict_alleles
+from enformer.variants.records import SkippedVariant, Variant, chunked, parse_variant
+from enformer.variants.score import score_variants
 from enformer.variants.sequences import (
     PLACEMENT,
     RefMismatchError,
@@ -484,16 +485,17 @@ def test_predictor_hook_center_bins_and_genes(
     np.testing.assert_allclose(df["SAD"], [3 + 4 + 5, 12 + 13 + 14])
     # tss_distance: variant minus TSS along the gene's strand
     assert df["tss_distance"].tolist() == [(pos - 1) - tss_plus, tss_minus - (pos - 1)]
-    # the module attribute is looked up at call time, so it can be replaced
+    # the predictor is chosen explicitly: by name or as a function
     calls = []
 
     def spy(*args, **kwargs):
         calls.append(1)
         return fake(*args, **kwargs)
 
-    monkeypatch.setattr(vscore, "predict_alleles", spy)
-    score_variants(micro_model, [v], genome, progress=False)
+    score_variants(micro_model, [v], genome, progress=False, predictor=spy)
     assert calls == [1]
+    with pytest.raises(ValueError, match="unknown predictor 'fast'"):
+        score_variants(micro_model, [v], genome, progress=False, predictor="fast")
 
 
 def test_model_state_is_restored(micro_model, genome: Genome):

@@ -68,7 +68,7 @@ def _sequences(args: argparse.Namespace, genome, length: int):
     """``(chrom, start, {name: sequence}, variant)`` of the region or the variant."""
     from ..data.genome import parse_region
     from ..interpret.readout import input_window
-    from ..variants.io import parse_variant
+    from ..variants.records import parse_variant
     from ..variants.sequences import RefMismatchError, allele_sequences
 
     if not args.variant:
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ..interpret.attribution import Target, contribution_scores
     from ..interpret.outputs import VariantMark, write_attribution_outputs
     from ..interpret.readout import mostly_n_warnings
-    from ..variants.io import parse_variant
+    from ..variants.records import parse_variant
 
     opt.check_positive(steps=args.steps)
     options = opt.predict_options(args)

@@ -38,6 +38,79 @@ FASTA changed. One run at a time per --out: a second run while the first is aliv
 _NEGATIVE_NUMBERS = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+(,-?\d+)+$")
 
 
+_SELECTION = (
+    "tracks: indices '0,5,10-20', or with a sheet identifiers, 'assay:CAGE', ... (default all)"
+)
+_GENES = (
+    "score the TSS bins of each gene of this GTF in the output window (one row per variant x "
+    "gene); a variant with no TSS in its output window is listed in the .skipped table with "
+    "that reason (not predicted)"
+)
+_SHIFTS = (
+    "shifts in bp to average, e.g. --shifts -1,0,1 (default 0), each at most half an output bin "
+    "(|S| <= 64 bp for 128-bp bins; Enformer was trained with up to 3)"
+)
+_MISMATCH = (
+    "REF differs from the genome: stop, skip and report, or flip when the genome carries ALT "
+    "(default fail)"
+)
+_NO_REUSE = (
+    "run full forwards of every allele instead of reusing the reference's conv activations "
+    "(same numbers, slower; for checking)"
+)
+_SHARD = (
+    "compute only shard I of N (1-based) into --work-dir and write no output; run once per "
+    "process/device with the same settings, then once without --shard to assemble"
+)
+_CHR = "map chromosome names that differ only by 'chr' (1 <-> chr1, MT <-> chrM)"
+_FLAG = {"action": "store_true"}
+# (group, flags, options), in --help order; group: None (parser), "source" or "window"
+_OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
+    (None, "--weights", {"required": True, "metavar": "DIR|NAME",
+                         "help": "checkpoint directory, file or hub name"}),
+    (None, "--fasta", {"required": True, "metavar": "FASTA", "help": "indexed genome FASTA"}),
+    ("source", "--vcf", {"metavar": "VCF", "help": "variants: VCF, VCF.gz or BCF"}),
+    ("source", "--tsv", {"metavar": "TSV", "help": "variants: TSV with chrom pos ref alt [id]"}),
+    ("source", "--variant", {"action": "append", "metavar": "CHR:POS:REF>ALT",
+                             "help": "a variant, 1-based (repeatable), e.g. chr1:14677:G>A"}),
+    (None, "--out", {"required": True, "metavar": "FILE",
+                     "help": "output file (format by suffix)"}),
+    (None, "--stats", {"default": "SAD",
+                       "help": "comma-separated statistics (default SAD), e.g. SAD,logSED"}),
+    (None, "--tracks", {"default": None, "metavar": "SEL", "help": _SELECTION}),
+    (None, "--targets", {"metavar": "SHEET", "help": "track sheet (targets_human.txt) for "
+                         "names, identifiers and strand pairs"}),
+    (None, "--head", {"default": "human", "help": "output head (default human)"}),
+    ("window", "--genes", {"metavar": "GTF", "help": _GENES}),
+    ("window", "--center-bins", {"type": int, "metavar": "W",
+                                 "help": "score only W bins around the variant"}),
+    (None, "--tss-width", {"type": int, "default": 3, "metavar": "W",
+                           "help": "bins around each TSS (default 3)"}),
+    (None, "--rc", {**_FLAG, "help": "average forward and reverse complement"}),
+    (None, "--shifts", {"nargs": "+", "default": ["0"], "metavar": "S", "help": _SHIFTS}),
+    (None, "--on-ref-mismatch", {"choices": ["fail", "skip", "flip"], "default": "fail",
+                                 "help": _MISMATCH}),
+    (None, "--group-span", {"type": int, "metavar": "BP", "help": "variants within BP share "
+                            "one reference window (placement recorded per variant)"}),
+    (None, "--wide", {**_FLAG, "help": "one column per statistic and track"}),
+    (None, "--vcf-tracks", {"metavar": "SEL",
+                            "help": "VCF output: tracks to annotate (default all scored)"}),
+    (None, "--batch-size", {"type": int, "default": 1, "metavar": "N",
+                            "help": "sequences per forward"}),
+    (None, "--device", {"default": None, "help": "device, e.g. cpu or cuda:0"}),
+    (None, "--attention", {}),  # cli/options.py
+    (None, "--no-reuse", {**_FLAG, "help": _NO_REUSE}),
+    (None, "--chunk-size", {"type": int, "default": 64, "metavar": "N",
+                            "help": "variants per resumable chunk"}),
+    (None, "--work-dir", {"metavar": "DIR",
+                          "help": "resume directory (default <out>.enformer-work)"}),
+    (None, "--no-resume", {**_FLAG, "help": "ignore finished chunks; start over"}),
+    (None, "--keep-work", {**_FLAG, "help": "keep the work directory afterwards"}),
+    (None, "--shard", {"metavar": "I/N", "help": _SHARD}),
+    (None, "--chrom-alias", {**_FLAG, "help": _CHR}),
+]  # fmt: skip
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``score`` on the top-level subparsers."""
     p = subparsers.add_parser(
@@ -48,108 +121,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     if hasattr(p, "_negative_number_matcher"):
         p._negative_number_matcher = _NEGATIVE_NUMBERS
-    p.add_argument(
-        "--weights",
-        required=True,
-        metavar="DIR|NAME",
-        help="checkpoint directory, file or hub name",
-    )
-    p.add_argument("--fasta", required=True, metavar="FASTA", help="indexed genome FASTA")
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--vcf", metavar="VCF", help="variants: VCF, VCF.gz or BCF")
-    source.add_argument("--tsv", metavar="TSV", help="variants: TSV with chrom pos ref alt [id]")
-    source.add_argument(
-        "--variant",
-        action="append",
-        metavar="CHR:POS:REF>ALT",
-        help="a variant, 1-based (repeatable), e.g. chr1:14677:G>A",
-    )
-    p.add_argument("--out", required=True, metavar="FILE", help="output file (format by suffix)")
-    p.add_argument(
-        "--stats", default="SAD", help="comma-separated statistics (default SAD), e.g. SAD,logSED"
-    )
-    p.add_argument(
-        "--tracks",
-        default=None,
-        metavar="SEL",
-        help="tracks: indices '0,5,10-20', or with a sheet identifiers, 'assay:CAGE', ... "
-        "(default all)",
-    )
-    p.add_argument(
-        "--targets",
-        metavar="SHEET",
-        help="track sheet (targets_human.txt) for names, identifiers and strand pairs",
-    )
-    p.add_argument("--head", default="human", help="output head (default human)")
-    window = p.add_mutually_exclusive_group()
-    window.add_argument(
-        "--genes",
-        metavar="GTF",
-        help="score the TSS bins of each gene of this GTF in the output window (one row per "
-        "variant x gene); a variant with no TSS in its output window is listed in the "
-        ".skipped table with that reason (not predicted)",
-    )
-    window.add_argument(
-        "--center-bins", type=int, metavar="W", help="score only W bins around the variant"
-    )
-    p.add_argument(
-        "--tss-width", type=int, default=3, metavar="W", help="bins around each TSS (default 3)"
-    )
-    p.add_argument("--rc", action="store_true", help="average forward and reverse complement")
-    p.add_argument(
-        "--shifts",
-        nargs="+",
-        default=["0"],
-        metavar="S",
-        help="shifts in bp to average, e.g. --shifts -1,0,1 (default 0),"
-        " each at most half an output bin (|S| <= 64 bp for 128-bp bins;"
-        " Enformer was trained with up to 3)",
-    )
-    p.add_argument(
-        "--on-ref-mismatch",
-        choices=["fail", "skip", "flip"],
-        default="fail",
-        help="REF differs from the genome: stop, skip and report, or flip when the genome "
-        "carries ALT (default fail)",
-    )
-    p.add_argument(
-        "--group-span",
-        type=int,
-        metavar="BP",
-        help="variants within BP share one reference window (placement recorded per variant)",
-    )
-    p.add_argument("--wide", action="store_true", help="one column per statistic and track")
-    p.add_argument(
-        "--vcf-tracks", metavar="SEL", help="VCF output: tracks to annotate (default all scored)"
-    )
-    p.add_argument("--batch-size", type=int, default=1, metavar="N", help="sequences per forward")
-    p.add_argument("--device", default=None, help="device, e.g. cpu or cuda:0")
-    add_attention_option(p)
-    p.add_argument(
-        "--no-reuse",
-        action="store_true",
-        help="run full forwards of every allele instead of reusing the reference's conv "
-        "activations (same numbers, slower; for checking)",
-    )
-    p.add_argument(
-        "--chunk-size", type=int, default=64, metavar="N", help="variants per resumable chunk"
-    )
-    p.add_argument(
-        "--work-dir", metavar="DIR", help="resume directory (default <out>.enformer-work)"
-    )
-    p.add_argument("--no-resume", action="store_true", help="ignore finished chunks; start over")
-    p.add_argument("--keep-work", action="store_true", help="keep the work directory afterwards")
-    p.add_argument(
-        "--shard",
-        metavar="I/N",
-        help="compute only shard I of N (1-based) into --work-dir and write no output; run once "
-        "per process/device with the same settings, then once without --shard to assemble",
-    )
-    p.add_argument(
-        "--chrom-alias",
-        action="store_true",
-        help="map chromosome names that differ only by 'chr' (1 <-> chr1, MT <-> chrM)",
-    )
+    groups = {
+        "source": p.add_mutually_exclusive_group(required=True),
+        "window": p.add_mutually_exclusive_group(),
+    }
+    for group, flag, options in _OPTIONS:
+        if flag == "--attention":
+            add_attention_option(p)
+        else:
+            (groups[group] if group else p).add_argument(flag, **options)
     return p
 
 
@@ -187,6 +167,13 @@ def _sheet(args: argparse.Namespace, weights_dir: Path | None) -> Any:
     return TrackSheet.read(path, head=args.head)
 
 
+# Arguments handed to write_scores under their own names.
+_PASSED = (
+    "stats", "tracks", "head", "center_bins", "tss_width", "on_ref_mismatch", "group_span",
+    "batch_size", "device", "wide", "vcf_tracks", "chunk_size", "work_dir", "keep_work", "rc",
+)  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Score the variants; return the summary."""
     from ..data.genome import Genome
@@ -213,29 +200,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             variants,
             genome,
             args.out,
-            stats=args.stats,
-            tracks=args.tracks,
+            **{name: getattr(args, name) for name in _PASSED},
             track_sheet=sheet,
-            head=args.head,
-            rc=args.rc,
             shifts=shifts,
             genes_gtf=args.genes,
-            center_bins=args.center_bins,
-            tss_width=args.tss_width,
-            on_ref_mismatch=args.on_ref_mismatch,
-            group_span=args.group_span,
-            batch_size=args.batch_size,
-            device=args.device,
             progress=not args.quiet,
-            wide=args.wide,
-            vcf_tracks=args.vcf_tracks,
-            chunk_size=args.chunk_size,
-            work_dir=args.work_dir,
             resume=not args.no_resume,
-            keep_work=args.keep_work,
             model_name=str(args.weights),
             shard=shard,
-            predictor=_naive_predictor() if args.no_reuse else None,
+            predictor="naive" if args.no_reuse else "reuse",
         )
     finally:
         genome.close()
@@ -274,9 +247,3 @@ def _render(s: dict[str, Any]) -> str:
     if s.get("model_description"):
         lines.append(f"model        {s['model_description']}")
     return "\n".join(lines)
-
-
-def _naive_predictor():
-    from ..variants.score import _NAIVE_PREDICT_ALLELES
-
-    return _NAIVE_PREDICT_ALLELES

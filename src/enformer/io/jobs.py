@@ -9,7 +9,8 @@ old file, the complete new one, or nothing, never a torn file under a final name
 
 Run locks
 ---------
-A job keeps its state (settings, finished chunks) in a *job directory*. :class:`JobLock`
+A job keeps its state (settings, finished chunks) in a *job directory*
+(:class:`~enformer.io.jobdir.JobDir`). :class:`JobLock`
 claims that directory with ``flock`` on a file ``lock`` inside it, so that the operating
 system releases the claim when the process ends in any way (``kill -9`` included) and the next
 run resumes. A plain run takes the lock exclusively: a second run into the same directory
@@ -57,7 +58,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 
 try:
     import fcntl

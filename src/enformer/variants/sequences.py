@@ -55,7 +55,7 @@ import numpy as np
 
 from ..data.genome import Genome, GenomeWarning
 from ..data.sequence import one_hot
-from .io import SkippedVariant, Variant, abbreviate
+from .records import SkippedVariant, Variant, abbreviate
 
 __all__ = [
     "INDEL_ANCHORING",

@@ -1,0 +1,254 @@
+"""Every resolved setting of a scoring run: validation, track selection and metadata.
+
+:func:`make_plan` checks the arguments of :func:`~enformer.variants.score.score_variants`
+once, resolves the head's tracks (indices, or names with a track sheet) and strand pairs, and
+gathers the metadata written beside every output (formulas, placement convention, model).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data.annotation import TSSIndex
+from ..data.genome import Genome
+from ..inference.engine import check_shifts
+from ..inference.selection import select_tracks
+from ..io.jobs import model_fingerprint
+from ..model.config import EnformerConfig
+from ..model.geometry import OutputGeometry, output_geometry
+from ..runtime import parse_device
+from ..version import __version__
+from .scores import SCORE_FORMULAS, resolve_stats
+from .sequences import INDEL_ANCHORING, PLACEMENT, PLACEMENT_DESCRIPTION
+
+__all__ = ["ScorePlan", "make_plan", "vcf_track_columns"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScorePlan:
+    """Every resolved setting of a scoring run (see :func:`make_plan`).
+
+    Attributes
+    ----------
+    stats : list of str
+        Statistics, in output order.
+    head, tracks, identifiers, descriptions
+        The head and its scored tracks (indices; identifiers and descriptions when a track
+        sheet is known).
+    strand_pairs : numpy.ndarray or None
+        Strand-pair permutation of the head's tracks for reverse-complement copies.
+    rc, shifts
+        Copies averaged before scoring.
+    geometry : OutputGeometry
+        Model input and output bins.
+    center_bins, tss, tss_width
+        The scoring window: centre bins, or genes' TSS bins.
+    on_ref_mismatch, group_span
+        Window building (:func:`~enformer.variants.sequences.make_allele_windows`).
+    batch_size, device
+        How the predictor runs.
+    metadata : dict
+        Formulas and settings written beside every output.
+    """
+
+    stats: list[str]
+    head: str
+    tracks: list[int]
+    identifiers: list[str] | None
+    descriptions: list[str] | None
+    strand_pairs: np.ndarray | None
+    rc: bool
+    shifts: tuple[int, ...]
+    geometry: OutputGeometry
+    center_bins: int | None
+    tss: TSSIndex | None
+    tss_width: int
+    on_ref_mismatch: str
+    group_span: int | None
+    batch_size: int
+    device: torch.device
+    metadata: dict[str, Any]
+
+    @property
+    def margin(self) -> int:
+        """Extra genome bases read on each side of a window (the largest shift)."""
+        return max(abs(s) for s in self.shifts)
+
+    @property
+    def window_mode(self) -> str:
+        """``'genes'``, ``'center'`` or ``'all'``."""
+        return "genes" if self.tss is not None else "center" if self.center_bins else "all"
+
+    @property
+    def track_labels(self) -> list[str]:
+        """Column labels of the tracks: identifiers, else ``t<index>``."""
+        if self.identifiers is not None:
+            return list(self.identifiers)
+        return [f"t{i}" for i in self.tracks]
+
+
+def _check_options(
+    geometry: OutputGeometry,
+    on_ref_mismatch: str,
+    center_bins: int | None,
+    genes_gtf: Any,
+    tss_width: int,
+    group_span: int | None,
+) -> None:
+    """Refuse scoring-window and window-building options that cannot work."""
+    if on_ref_mismatch not in ("fail", "skip", "flip"):
+        raise ValueError(
+            f"on_ref_mismatch must be 'fail', 'skip' or 'flip', got {on_ref_mismatch!r}"
+        )
+    if center_bins is not None and genes_gtf is not None:
+        raise ValueError("choose either center_bins or genes_gtf as the scoring window, not both")
+    if center_bins is not None and not 1 <= int(center_bins) <= geometry.n_bins:
+        raise ValueError(f"center_bins must lie in 1..{geometry.n_bins}, got {center_bins}")
+    if int(tss_width) < 1:
+        raise ValueError(f"tss_width must be >= 1 bin, got {tss_width}")
+    if group_span is not None and not 0 <= int(group_span) <= geometry.output_span // 2:
+        raise ValueError(
+            f"group_span must lie in 0..{geometry.output_span // 2} bp (half the output span) so "
+            f"that every grouped variant stays inside the output; got {group_span}"
+        )
+
+
+def make_plan(
+    model: torch.nn.Module,
+    genome: Genome,
+    *,
+    stats: str | Sequence[str],
+    tracks: Any,
+    track_sheet: Any,
+    head: str,
+    rc: bool,
+    shifts: Sequence[int],
+    genes_gtf: str | os.PathLike[str] | TSSIndex | None,
+    center_bins: int | None,
+    tss_width: int,
+    on_ref_mismatch: str,
+    group_span: int | None,
+    batch_size: int,
+    device: str | torch.device | None,
+) -> ScorePlan:
+    """Check the arguments of a scoring run once and resolve them into a :class:`ScorePlan`.
+
+    Parameters are those of :func:`~enformer.variants.score.score_variants` (``genome`` is
+    recorded in the metadata). Raises ``ValueError`` for an unknown head, statistic or track,
+    and for options that cannot work together.
+    """
+    config = model.config
+    if head not in config.heads:
+        raise ValueError(f"the model has no head {head!r}; it has {', '.join(config.heads)}")
+    names = resolve_stats(stats)
+    selection = select_tracks(config, tracks, head=head, sheet=track_sheet)
+    sheet, pairs = selection.sheet, selection.strand_pairs
+    if rc and pairs is None:
+        logger.info(
+            "reverse-complement averaging without a track sheet: no strand-paired tracks are "
+            "swapped (pass track_sheet/--targets for stranded tracks)"
+        )
+    shift_tuple = check_shifts(shifts, config.bin_size)
+    geometry = output_geometry(config, config.sequence_length)
+    _check_options(geometry, on_ref_mismatch, center_bins, genes_gtf, tss_width, group_span)
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    tss: TSSIndex | None = None
+    genes_label: str | None = None
+    if isinstance(genes_gtf, TSSIndex):
+        tss, genes_label = genes_gtf, "<TSSIndex>"
+    elif genes_gtf is not None:
+        tss, genes_label = TSSIndex.from_gtf(genes_gtf), str(Path(genes_gtf))
+    if device is None:
+        try:
+            run_device = next(model.parameters()).device
+        except StopIteration:
+            run_device = torch.device("cpu")
+    else:
+        run_device = parse_device(device)
+    chosen = selection.indices
+    descriptions = selection.descriptions if sheet is not None else None
+    window: dict[str, Any] = {"mode": "all", "bins": geometry.n_bins}
+    if center_bins is not None:
+        window = {"mode": "center", "center_bins": int(center_bins)}
+    elif tss is not None:
+        window = {"mode": "genes", "genes_gtf": genes_label, "tss_width_bins": int(tss_width)}
+    metadata = {
+        "enformer_version": __version__,
+        "stats": names,
+        "score_formulas": {s: SCORE_FORMULAS[s] for s in names},
+        "R_A": (
+            "R, A = ref and alt predictions (bins, tracks), averaged over the reverse-complement "
+            "and shift copies before scoring"
+        ),
+        "window": window,
+        "placement": PLACEMENT,
+        "placement_description": PLACEMENT_DESCRIPTION,
+        "indel_anchoring": INDEL_ANCHORING,
+        "on_ref_mismatch": on_ref_mismatch,
+        "group_span": None if group_span is None else int(group_span),
+        "head": head,
+        "tracks": chosen,
+        "track_identifiers": selection.identifiers,
+        "track_sheet": str(sheet.path) if sheet is not None and sheet.path else None,
+        "rc": bool(rc),
+        "strand_pairs_swapped": bool(rc and pairs is not None),
+        "shifts": list(shift_tuple),
+        "model": {
+            "description": config.description,
+            "config": config.to_dict(),
+            "fingerprint": model_fingerprint(model),
+        },
+        "geometry": {
+            "input_length": geometry.input_length,
+            "bin_size": geometry.bin_size,
+            "n_bins": geometry.n_bins,
+            "output_offset": geometry.offset,
+        },
+        "genome": str(genome.path),
+        "dtype": "float32",
+    }
+    return ScorePlan(
+        stats=names,
+        head=head,
+        tracks=chosen,
+        identifiers=selection.identifiers,
+        descriptions=descriptions,
+        strand_pairs=pairs,
+        rc=bool(rc),
+        shifts=shift_tuple,
+        geometry=geometry,
+        center_bins=None if center_bins is None else int(center_bins),
+        tss=tss,
+        tss_width=int(tss_width),
+        on_ref_mismatch=on_ref_mismatch,
+        group_span=None if group_span is None else int(group_span),
+        batch_size=int(batch_size),
+        device=run_device,
+        metadata=metadata,
+    )
+
+
+def vcf_track_columns(
+    plan: ScorePlan, vcf_tracks: Any, track_sheet: Any, config: EnformerConfig
+) -> list[int]:
+    """Columns (positions in plan.tracks) annotated in VCF output."""
+    every = isinstance(vcf_tracks, str) and vcf_tracks.strip().lower() in ("all", "*")
+    if vcf_tracks is None or every:
+        return list(range(len(plan.tracks)))
+    wanted = select_tracks(config, vcf_tracks, head=plan.head, sheet=track_sheet).indices
+    position = {t: k for k, t in enumerate(plan.tracks)}
+    missing = [t for t in wanted if t not in position]
+    if missing:
+        raise ValueError(f"vcf_tracks {missing[:5]} are not among the scored tracks")
+    return [position[t] for t in wanted]
