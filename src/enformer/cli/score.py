@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-from pathlib import Path
 from typing import Any
 
 from .options import add_attention_option, apply_attention_option
@@ -155,18 +154,6 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return int(match.group(1)) - 1, int(match.group(2))
 
 
-def _sheet(args: argparse.Namespace, weights_dir: Path | None) -> Any:
-    from ..data.tracks import TrackSheet, TrackSheetNotFound, find_track_sheet
-
-    if args.targets:
-        return TrackSheet.read(args.targets, head=args.head)
-    try:
-        path = find_track_sheet(args.head, weights_dir=weights_dir, download=False)
-    except TrackSheetNotFound:
-        return None
-    return TrackSheet.read(path, head=args.head)
-
-
 # Arguments handed to write_scores under their own names.
 _PASSED = (
     "stats", "tracks", "head", "center_bins", "tss_width", "on_ref_mismatch", "group_span",
@@ -178,20 +165,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Score the variants; return the summary."""
     from ..data.genome import Genome
     from ..variants.score import write_scores
-    from ..weights import load_pretrained, weights_dir
+    from ..inference.selection import track_sheet_for
+    from ..weights import load_pretrained
 
     shifts = _parse_shifts(args.shifts)
     shard = _parse_shard(args.shard)
     model = load_pretrained(args.weights, device=args.device or "cpu", progress=not args.quiet)
     apply_attention_option(model, args)
-    sheet = _sheet(args, weights_dir(args.weights))
-    if sheet is not None and len(sheet) != model.config.heads.get(args.head, -1):
-        if args.targets:
-            raise ValueError(
-                f"track sheet {args.targets} has {len(sheet)} tracks but head {args.head!r} "
-                f"outputs {model.config.heads.get(args.head)}"
-            )
-        sheet = None
+    sheet = track_sheet_for(
+        args.weights, args.head, args.targets, n_tracks=model.config.heads.get(args.head)
+    )
     variants: Any = args.vcf or args.tsv or list(args.variant)
     genome = Genome(args.fasta, chrom_aliases=args.chrom_alias)
     try:
