@@ -23,7 +23,7 @@ from enformer import Enformer, EnformerConfig
 from enformer.cli.main import main
 from enformer.data.genome import Genome
 from enformer.inference import outputs as prediction_outputs
-from enformer.inference.predict import output_geometry
+from enformer.model.geometry import output_geometry
 from enformer.inference.tiling import plan_tiles, tile_sequence, whole_chromosomes
 from enformer.io.jobdir import JobDir, shard_units
 from enformer.io.jobs import (

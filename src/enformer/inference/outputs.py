@@ -47,7 +47,8 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from ..io.jobs import atomic_path
-from .predict import OutputGeometry, progress_bar
+from ..io.progress import progress_bar
+from ..model.geometry import OutputGeometry
 from .tiling import Tile, TilePlan
 
 __all__ = [

@@ -38,11 +38,6 @@ from ..model.geometry import output_geometry
 from .engine import MOSTLY_N, Engine
 from .selection import resolve_heads, resolve_strand_pairs, resolve_tracks
 
-# Still imported from here by inference/writers.py and variants/score.py (owned by other
-# parts of issue 11); they move to .engine / .selection / enformer.io.progress imports there.
-from ..model.geometry import OutputGeometry  # noqa: F401, E402
-from .engine import check_onehot, check_shifts, max_shift  # noqa: F401, E402
-
 __all__ = ["Prediction", "predict", "warn_mostly_n"]
 
 logger = logging.getLogger(__name__)

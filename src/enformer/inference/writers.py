@@ -48,18 +48,12 @@ from ..io.jobs import (
     settings_digest,
     write_json_atomic,
 )
+from ..io.progress import progress_bar
+from ..model.geometry import OutputGeometry, output_geometry
 from .distributed import DistributedContext
 from .outputs import ArrayLayout, OutputFile, assemble_regions, assemble_sequences, planned_names
-from .predict import (
-    MOSTLY_N,
-    Engine,
-    OutputGeometry,
-    resolve_heads,
-    output_geometry,
-    progress_bar,
-    resolve_strand_pairs,
-    resolve_tracks,
-)
+from .engine import MOSTLY_N, Engine
+from .selection import resolve_heads, resolve_strand_pairs, resolve_tracks
 from .tiling import Align, Tile, TilePlan, plan_tiles, predict_tiles, tile_sequence
 
 __all__ = [

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ..data.annotation import Gene, OutputBins, find_gene, read_gtf
-from ..inference.predict import OutputGeometry, output_geometry
+from ..model.geometry import OutputGeometry, output_geometry
 
 if TYPE_CHECKING:
     from ..model.enformer import Enformer

@@ -24,7 +24,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..inference.predict import Engine, output_geometry
+from ..inference.engine import Engine
+from ..model.geometry import output_geometry
 from ..model.reuse import conv_activations, conv_tower_for, forward_from_tower
 from ..runtime import parse_device
 
