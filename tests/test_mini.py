@@ -512,3 +512,37 @@ def test_demo_genome_mode_bad_input(shared_data, tmp_path, capsys):
     # a missing file is reported before the model is loaded
     assert main([*base[:-1], str(tmp_path / "none.fa"), "--region", "chr1:1-10"]) == 2
     assert "genome FASTA not found" in capsys.readouterr().err
+
+
+def test_demo_summarises_a_score_frame_per_variant():
+    import pandas as pd
+
+    from enformer.demo import ExampleVariant
+    from enformer.demo.report import summarise_scores
+
+    frame = pd.DataFrame(
+        {
+            "id": ["b", "b", "a", "a"],
+            "chrom": ["c1"] * 4,
+            "pos": [20, 20, 10, 10],
+            "ref": ["A", "A", "C", "C"],
+            "alt": ["G", "G", "T", "T"],
+            "SAD": np.float32([0.1, -0.7, 0.3, 0.2]),
+            "logSED": np.float32([0.01, -0.02, 0.03, 0.04]),
+        }
+    )
+    # a user's file: the frame's variants in their order, values as scores.tsv writes them
+    got = summarise_scores(frame, None)
+    assert [(v["id"], v["pos"], v["note"]) for v in got] == [("b", 20, ""), ("a", 10, "")]
+    assert got[0]["SAD"] == [float(f"{np.float32(x):.9g}") for x in (0.1, -0.7)]
+    assert [v["max_abs_SAD"] for v in got] == pytest.approx([0.7, 0.3])
+    # the demo's own variants keep their order and notes; an unscored one gets NaN and no values
+    mine = [
+        ExampleVariant("c1", 10, "C", "T", "a", "hits X"),
+        ExampleVariant("c1", 30, "A", "C", "gone", "skipped"),
+    ]
+    got = summarise_scores(frame, mine)
+    assert got[0] == {"chrom": "c1", "pos": 10, "ref": "C", "alt": "T", "id": "a", "note": "hits X",
+                      "max_abs_SAD": pytest.approx(0.3), "SAD": got[0]["SAD"],
+                      "logSED": got[0]["logSED"]}  # fmt: skip
+    assert np.isnan(got[1]["max_abs_SAD"]) and got[1]["SAD"] == got[1]["logSED"] == []

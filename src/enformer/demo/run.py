@@ -117,24 +117,26 @@ class AlleleCapture:
         return preds
 
     def alleles(
-        self, genome: Any, variant: dict[str, Any], length: int, on_ref_mismatch: str
+        self, dm: DemoModel, genome: Any, variant: dict[str, Any], on_ref_mismatch: str
     ) -> tuple[np.ndarray, np.ndarray, int] | None:
-        """``(ref, alt, window_start)`` of a scored ``variant``; None if it was not predicted."""
+        """``(ref, alt, window_start)`` of a scored ``variant``; None if it cannot be placed."""
         from ..variants import Variant, make_allele_windows
 
         v = Variant(str(variant["chrom"]), int(variant["pos"]), variant["ref"], variant["alt"])
         windows = make_allele_windows(
             [v],
             genome,
-            length,
+            dm.model.config.sequence_length,
             on_ref_mismatch=on_ref_mismatch,  # type: ignore[arg-type]
         )
         if len(windows.placements) != 1:
             return None
-        pair = self.pairs.get(sequence_digest(windows.alt[0]))
-        if pair is None:
-            return None
-        return pair[0], pair[1], windows.placements[0].start
+        key = sequence_digest(windows.alt[0])
+        if key not in self.pairs:  # not met while scoring (not expected): predict it now
+            self(dm.model, windows.ref, windows.alt, ref_index=windows.ref_index,
+                 head=dm.head, tracks=dm.selected)  # fmt: skip
+        ref, alt = self.pairs[key]
+        return ref, alt, windows.placements[0].start
 
 
 def _check_options(fasta: Any, region: Any, vcf: Any, gtf: Any) -> None:
@@ -315,7 +317,7 @@ def run_demo(
         top = max(scored, key=lambda v: v["max_abs_SAD"]) if scored else None
         alleles = None
         if top is not None:  # the strongest variant on its own scoring window
-            found = capture.alleles(genome, top, cfg.sequence_length, on_ref_mismatch)
+            found = capture.alleles(dm, genome, top, on_ref_mismatch)
             if found is not None:
                 alleles = (found[0], found[1], found[2] + geom.offset)
     pictures = draw(
