@@ -173,22 +173,87 @@ def test_demo_variants_hit_their_elements():
     variants = demo_variants(construct)
     assert len(variants) == len(DEMO_VARIANTS)
     for v, spec in zip(variants, DEMO_VARIANTS, strict=True):
-        assert construct.sequence[v["pos"] - 1] == v["ref"] != v["alt"]
+        assert construct.sequence[v.pos - 1] == v.ref != v.alt
         if spec.element:
             e = construct.find(spec.element)
-            assert e.start < v["pos"] <= e.end
+            assert e.start < v.pos <= e.end
         else:
-            assert all(abs(v["pos"] - 1 - e.start) > 2_000 for e in construct.elements)
+            assert all(abs(v.pos - 1 - e.start) > 2_000 for e in construct.elements)
 
 
 # ----------------------------------------------------------------------------- the demo
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def demo_passes(tmp_path_factory):
+    """The demo through the CLI, counting the windows its model runs on.
+
+    ``full``: inputs of full forward passes; ``outputs``: windows through the final pointwise
+    layer, which every prediction reaches, full pass or the variant scorer's exact reuse.
+    """
+    import enformer.weights
+
     out = tmp_path_factory.mktemp("demo") / "out"
-    code = main(["demo", "--out", str(out), "--json", "-q"])
+    counts = {"full": 0, "outputs": 0}
+    load = enformer.weights.load_pretrained
+
+    def counting_load(*args, **kwargs):
+        model = load(*args, **kwargs)
+
+        def count(key):
+            return lambda _module, inputs, _output: counts.__setitem__(
+                key, counts[key] + inputs[0].shape[0]
+            )
+
+        model.register_forward_hook(count("full"))
+        model.trunk.final_pointwise.register_forward_hook(count("outputs"))
+        return model
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(enformer.weights, "load_pretrained", counting_load)
+        code = main(["demo", "--out", str(out), "--json", "-q"])
+    return code, out, counts
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_passes):
+    code, out, _ = demo_passes
     return code, out
+
+
+def test_demo_predicts_each_window_once(demo_passes):
+    code, _, counts = demo_passes
+    assert code == 0
+    # one full pass: the model window (its BigWigs and tracks.png); the 5 variants' windows
+    # (ref + alt each) once, in scoring (variant.png reuses the strongest one's)
+    assert counts == {"full": 1, "outputs": 1 + 2 * len(DEMO_VARIANTS)}
+
+
+def test_demo_scores_table_is_score_variants_frame(demo_run, mini):
+    import pandas as pd
+
+    from enformer.variants import score_variants
+
+    _, out = demo_run
+    summary = json.loads((out / "summary.json").read_text())
+    indices = [t["index"] for t in summary["tracks"]]
+    sheet = TrackSheet.read(MINI / "targets_human.txt", head="human")
+    frame = score_variants(
+        mini, out / "variants.vcf", out / "construct.fa", stats=("SAD", "logSED"),
+        tracks=indices, track_sheet=sheet, progress=False,
+    )  # fmt: skip
+    table = pd.read_csv(out / "scores.tsv", sep="\t", keep_default_na=False)
+    assert list(table.columns) == list(frame.columns) and len(table) == len(frame) == 25
+    for column in frame.columns:
+        if frame[column].dtype == np.float32:  # %.9g round-trips float32 exactly
+            assert np.array_equal(table[column].to_numpy(np.float32), frame[column].to_numpy())
+        else:
+            assert table[column].astype(str).tolist() == frame[column].astype(str).tolist()
+    # summary.json carries the same numbers, per variant in input order
+    for v in summary["variants"]:
+        rows = frame[frame["id"] == v["id"]]
+        np.testing.assert_array_equal(np.float32(v["SAD"]), rows["SAD"].to_numpy())
+        assert v["max_abs_SAD"] == pytest.approx(float(np.abs(rows["SAD"]).max()), rel=1e-7)
 
 
 def test_demo_runs_and_reports(demo_run, capsys):
@@ -224,7 +289,7 @@ def test_demo_construct_files_are_consistent(demo_run):
     vcf = [line.split("\t") for line in (out / "variants.vcf").read_text().splitlines()]
     records = [r for r in vcf if not r[0].startswith("#")]
     assert [(int(r[1]), r[3], r[4]) for r in records] == [
-        (v["pos"], v["ref"], v["alt"]) for v in demo_variants(construct)
+        (v.pos, v.ref, v.alt) for v in demo_variants(construct)
     ]
     from enformer.data.annotation import read_gtf
 
@@ -265,13 +330,13 @@ def test_demo_scores_match_an_independent_computation(demo_run, mini):
     construct = build_construct(construct_length(131_072), seed=0)
     # SAD = sum over bins of alt - ref, on the window centred on the variant
     v = demo_variants(construct)[0]
-    start = (v["pos"] - 1) - 131_072 // 2
+    start = (v.pos - 1) - 131_072 // 2
     ref = construct.sequence[start : start + 131_072]
-    k = v["pos"] - 1 - start
-    alt = ref[:k] + v["alt"] + ref[k + 1 :]
+    k = v.pos - 1 - start
+    alt = ref[:k] + v.alt + ref[k + 1 :]
     both = predict(mini, [ref, alt], tracks=indices, progress=False).values["human"]
     sad = (both[1] - both[0]).sum(axis=0)
-    got = [float(r["SAD"]) for r in rows if r["id"] == v["id"]]
+    got = [float(r["SAD"]) for r in rows if r["id"] == v.id]
     np.testing.assert_allclose(got, sad, rtol=1e-3, atol=1e-5)
     settings = json.loads((out / "scores.settings.json").read_text())
     assert "mini" in json.dumps(settings)
@@ -447,3 +512,37 @@ def test_demo_genome_mode_bad_input(shared_data, tmp_path, capsys):
     # a missing file is reported before the model is loaded
     assert main([*base[:-1], str(tmp_path / "none.fa"), "--region", "chr1:1-10"]) == 2
     assert "genome FASTA not found" in capsys.readouterr().err
+
+
+def test_demo_summarises_a_score_frame_per_variant():
+    import pandas as pd
+
+    from enformer.demo import ExampleVariant
+    from enformer.demo.report import summarise_scores
+
+    frame = pd.DataFrame(
+        {
+            "id": ["b", "b", "a", "a"],
+            "chrom": ["c1"] * 4,
+            "pos": [20, 20, 10, 10],
+            "ref": ["A", "A", "C", "C"],
+            "alt": ["G", "G", "T", "T"],
+            "SAD": np.float32([0.1, -0.7, 0.3, 0.2]),
+            "logSED": np.float32([0.01, -0.02, 0.03, 0.04]),
+        }
+    )
+    # a user's file: the frame's variants in their order, values as scores.tsv writes them
+    got = summarise_scores(frame, None)
+    assert [(v["id"], v["pos"], v["note"]) for v in got] == [("b", 20, ""), ("a", 10, "")]
+    assert got[0]["SAD"] == [float(f"{np.float32(x):.9g}") for x in (0.1, -0.7)]
+    assert [v["max_abs_SAD"] for v in got] == pytest.approx([0.7, 0.3])
+    # the demo's own variants keep their order and notes; an unscored one gets NaN and no values
+    mine = [
+        ExampleVariant("c1", 10, "C", "T", "a", "hits X"),
+        ExampleVariant("c1", 30, "A", "C", "gone", "skipped"),
+    ]
+    got = summarise_scores(frame, mine)
+    assert got[0] == {"chrom": "c1", "pos": 10, "ref": "C", "alt": "T", "id": "a", "note": "hits X",
+                      "max_abs_SAD": pytest.approx(0.3), "SAD": got[0]["SAD"],
+                      "logSED": got[0]["logSED"]}  # fmt: skip
+    assert np.isnan(got[1]["max_abs_SAD"]) and got[1]["SAD"] == got[1]["logSED"] == []
