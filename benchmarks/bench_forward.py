@@ -8,14 +8,21 @@ achieved FLOP rate as a fraction of this machine's measured fp32 matmul rate.
 
     python benchmarks/bench_forward.py                 # random official-size weights
     python benchmarks/bench_forward.py --weights DIR   # e.g. enformer-official-rough
+    python benchmarks/bench_forward.py --channels 384  # the quick speed proxy
+    python benchmarks/bench_forward.py --load 1        # every call beside 1 busy process
+    python benchmarks/bench_forward.py --load 1 --quiet-too   # alternate quiet / loaded
+    python benchmarks/bench_forward.py --stages        # seconds per stage instead
     python benchmarks/bench_forward.py --malloc-env    # also rerun with glibc's mmap off
 
-Needs ``pip install enformer-pytorch`` (the ``bench`` extra).
+A competing load is N separate Python processes spinning on the CPU (not pinned), started
+just before each timed call and killed right after it; each also stops by itself after
+``--load-seconds``. Needs ``pip install enformer-pytorch`` (the ``bench`` extra).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -24,10 +31,19 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+
+SPIN = (
+    "import time\n"
+    "end = time.monotonic() + {seconds}\n"
+    "while time.monotonic() < end:\n"
+    "    for _ in range(100_000):\n"
+    "        pass\n"
+)
 
 
 def rss_bytes() -> int:
@@ -57,6 +73,32 @@ class PeakRSS:
         self._thread.join()
         self.peak = max(self.peak, rss_bytes())
         self.growth = self.peak - self.base
+
+
+@contextlib.contextmanager
+def competing_load(n: int, seconds: float = 600.0) -> Iterator[None]:
+    """Run ``n`` CPU-spinning Python processes for the duration of the block.
+
+    Each stops by itself after ``seconds`` at the latest and is killed when the block
+    exits, whatever happens inside it.
+    """
+    procs: list[subprocess.Popen] = []
+    try:
+        for _ in range(n):
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", SPIN.format(seconds=float(seconds))],
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+        if procs:
+            time.sleep(0.3)  # let them start spinning
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
 
 
 def matmul_rate(n: int = 4096, reps: int = 5) -> float:
@@ -100,13 +142,21 @@ def nominal_flops(cfg, length: int) -> float:
     return f
 
 
-def make_random_hf_dir(directory: Path, seed: int) -> None:
-    """Official-size enformer-pytorch model with random weights (and random BN stats)."""
+def make_random_hf_dir(directory: Path, seed: int, channels: int = 1536, depth: int = 11) -> None:
+    """enformer-pytorch model with random weights (and random BN stats).
+
+    ``channels=1536, depth=11`` is the official size; smaller ``channels`` give the same
+    shape family (stem C/2, tower filters from C/2 to C, 8 heads, the official heads).
+    """
     from enformer_pytorch import Enformer as EP
 
     torch.manual_seed(seed)
     model = EP.from_hparams(
-        dim=1536, depth=11, heads=8, output_heads=dict(human=5313, mouse=1643), target_length=896
+        dim=channels,
+        depth=depth,
+        heads=8,
+        output_heads=dict(human=5313, mouse=1643),
+        target_length=896,
     )
     with torch.no_grad():
         for m in model.modules():
@@ -116,22 +166,81 @@ def make_random_hf_dir(directory: Path, seed: int) -> None:
     model.save_pretrained(directory, safe_serialization=False)
 
 
-def main(argv=None) -> int:
+def stages_ours(model) -> list[tuple[str, object]]:
+    """Our forward as (name, function of the previous stage's output) pairs."""
+    from enformer.model import fast
+
+    trunk = model.trunk
+    return [
+        ("stem", lambda x: fast.stem_forward(trunk.stem, model._prepare(x).contiguous())),
+        ("tower", lambda h: _run_tower(trunk, h)),
+        ("transformer", lambda h: trunk.attend(h, crop=True)),
+        ("final+heads", lambda h: model.heads_forward(trunk.finish(h))["human"]),
+    ]
+
+
+def _run_tower(trunk, h: torch.Tensor) -> torch.Tensor:
+    from enformer.model import fast
+
+    for block in trunk.conv_tower:
+        h = fast.tower_block_forward(block, h)
+    return h
+
+
+def stages_theirs(model) -> list[tuple[str, object]]:
+    """enformer-pytorch's forward as (name, function) pairs (its own modules, in order)."""
+    return [
+        ("stem", lambda x: model.stem(x.transpose(1, 2))),
+        ("tower", lambda h: model.conv_tower(h).transpose(1, 2)),
+        ("transformer", model.transformer),
+        ("final+heads", lambda h: _heads_theirs(model, model.final_pointwise(model.crop_final(h)))),
+    ]
+
+
+def _heads_theirs(model, emb: torch.Tensor) -> torch.Tensor:
+    return {name: head(emb) for name, head in model._heads.items()}["human"]  # every head
+
+
+def timed_call(fn, x, stages: bool) -> tuple[torch.Tensor, list[float], int]:
+    """Run one forward (whole, or stage by stage); output, seconds per part, peak RSS growth."""
+    with PeakRSS() as mem, torch.inference_mode():
+        times = []
+        if stages:
+            y = x
+            for _, stage in fn:
+                t = time.perf_counter()
+                y = stage(y)
+                times.append(time.perf_counter() - t)
+        else:
+            t = time.perf_counter()
+            y = fn(x)
+            times.append(time.perf_counter() - t)
+    return y, times, mem.growth
+
+
+def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", help="enformer-pytorch / Hugging Face directory")
+    p.add_argument("--channels", type=int, default=1536, help="random model width (official 1536)")
+    p.add_argument("--depth", type=int, default=11, help="random model transformer layers")
     p.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--length", type=int, default=196_608)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--load", type=int, default=0, help="busy processes beside every timed call")
+    p.add_argument("--load-seconds", type=float, default=600.0, help="each busy process's limit")
+    p.add_argument("--quiet-too", action="store_true", help="with --load: alternate quiet rounds")
+    p.add_argument("--stages", action="store_true", help="time stem, tower, transformer, heads")
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--malloc-env",
         action="store_true",
         help="also run a second time with MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=huge",
     )
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    return p.parse_args(argv)
 
+
+def build_models(args):
     from enformer_pytorch import Enformer as EP
 
     from enformer import Enformer
@@ -139,81 +248,149 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         weights = args.weights
         if weights is None:
-            weights = str(Path(tmp) / "random_official")
-            make_random_hf_dir(Path(weights), args.seed)
+            weights = str(Path(tmp) / "random")
+            make_random_hf_dir(Path(weights), args.seed, args.channels, args.depth)
         ours = Enformer.from_pretrained(weights).eval()
-        theirs = EP.from_pretrained(weights, use_tf_gamma=args.length == 196_608).eval()
+        # Its precomputed TF gamma features exist only for the official width and length.
+        tf_gamma = args.length == 196_608 and ours.config.channels == 1536
+        theirs = EP.from_pretrained(weights, use_tf_gamma=tf_gamma).eval()
+    return ours, theirs
 
+
+def run_rounds(args, ours, theirs, x) -> tuple[dict, dict, list[float]]:
+    """Interleaved rounds (the first is warm-up): times[load][impl] = list of per-part seconds."""
+    if args.stages:
+        fns = {"ours": stages_ours(ours), "enformer_pytorch": stages_theirs(theirs)}
+    else:
+        fns = {"ours": lambda v: ours(v)["human"], "enformer_pytorch": lambda v: theirs(v)["human"]}
+    loads = [0, args.load] if args.quiet_too and args.load else [args.load]
+    times = {n: {k: [] for k in fns} for n in loads}
+    peaks = {k: [] for k in fns}
+    outs = {}
+    rates = [matmul_rate()]  # measured again after every round; the best one is used
+    for rep in range(args.reps + 1):
+        for n in loads if rep % 2 == 0 else loads[::-1]:
+            with competing_load(n, args.load_seconds):
+                for name in list(fns) if (rep + n) % 2 else list(fns)[::-1]:
+                    y, parts, growth = timed_call(fns[name], x, args.stages)
+                    outs[name] = y
+                    if rep:
+                        times[n][name].append(parts)
+                        peaks[name].append(growth)
+                    print(
+                        f"  rep {rep} load {n} {name:>16}: {sum(parts):6.2f} s "
+                        f"({' '.join(f'{t:.2f}' for t in parts)}), peak +{growth / 1e9:.2f} GB",
+                        file=sys.stderr,
+                    )
+                    del y
+        rates.append(matmul_rate(reps=3))
+    diff = (outs["ours"] - outs["enformer_pytorch"]).abs()
+    stats = {
+        "ours_peak_gb": max(peaks["ours"]) / 1e9,
+        "enformer_pytorch_peak_gb": max(peaks["enformer_pytorch"]) / 1e9,
+        "max_abs_diff": float(diff.max()),
+        "max_rel_diff": float((diff / outs["enformer_pytorch"].abs().clamp_min(1e-2)).max()),
+    }
+    return times, stats, rates
+
+
+def summarize(times: dict, stage_names: list[str] | None) -> dict:
+    """Medians, spread and the median of paired ratios for one load level."""
+    ours = np.array(times["ours"])  # (reps, parts)
+    theirs = np.array(times["enformer_pytorch"])
+    ours_tot, theirs_tot = ours.sum(1), theirs.sum(1)
+    out = {
+        "ours_s": float(np.median(ours_tot)),
+        "enformer_pytorch_s": float(np.median(theirs_tot)),
+        "ours_all_s": [round(float(t), 3) for t in ours_tot],
+        "enformer_pytorch_all_s": [round(float(t), 3) for t in theirs_tot],
+        "paired_speedups": [round(float(r), 3) for r in theirs_tot / ours_tot],
+    }
+    out["speedup"] = out["enformer_pytorch_s"] / out["ours_s"]
+    out["median_paired_speedup"] = float(np.median(theirs_tot / ours_tot))
+    if stage_names:
+        out["stages"] = {
+            s: {
+                "ours_s": float(np.median(ours[:, i])),
+                "enformer_pytorch_s": float(np.median(theirs[:, i])),
+            }
+            for i, s in enumerate(stage_names)
+        }
+    return out
+
+
+def report(args, result: dict) -> None:
+    print(
+        f"input {args.length:,} bp, fp32, batch 1, {args.threads} threads, "
+        f"channels {result['channels']}"
+        f"{' (MALLOC_MMAP_MAX_=0)' if result['malloc_env'] else ''}"
+    )
+    for n, r in result["by_load"].items():
+        print(f" competing busy processes: {n}")
+        print(f"  ours              {r['ours_s']:7.2f} s/seq  (all {r['ours_all_s']})")
+        print(
+            f"  enformer-pytorch  {r['enformer_pytorch_s']:7.2f} s/seq  "
+            f"(all {r['enformer_pytorch_all_s']})"
+        )
+        print(
+            f"  speed-up {r['speedup']:.2f}x (median of paired ratios "
+            f"{r['median_paired_speedup']:.2f}x; {r['paired_speedups']})"
+        )
+        for s, v in r.get("stages", {}).items():
+            print(
+                f"    {s:<12} ours {v['ours_s']:6.2f} s   enformer-pytorch "
+                f"{v['enformer_pytorch_s']:6.2f} s"
+            )
+    print(
+        f"  peak +{result['ours_peak_gb']:.2f} GB vs +{result['enformer_pytorch_peak_gb']:.2f} GB"
+        f"   memory ratio {result['peak_ratio']:.2f}"
+    )
+    print(f"  max |diff| {result['max_abs_diff']:.2e} (rel {result['max_rel_diff']:.2e})")
+    q = result["by_load"][min(result["by_load"])]
+    print(
+        f"  matmul rate {result['matmul_gflops']:.0f} GFLOP/s; nominal forward "
+        f"{result['nominal_tflop']:.2f} TFLOP -> ours "
+        f"{result['nominal_tflop'] * 1e3 / q['ours_s']:.0f} GFLOP/s = "
+        f"{100 * q['ours_fraction_of_matmul']:.0f}% of matmul "
+        f"(enformer-pytorch {100 * q['enformer_pytorch_fraction_of_matmul']:.0f}%)"
+    )
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    ours, theirs = build_models(args)
     rng = np.random.default_rng(args.seed)
     x = torch.from_numpy(np.eye(4, dtype=np.float32)[rng.integers(0, 4, (1, args.length))])
-
-    rates = [matmul_rate()]  # measured again after every round; the best one is used
-    flops = nominal_flops(ours.config, args.length)
-    times = {"ours": [], "enformer_pytorch": []}
-    peaks = {"ours": [], "enformer_pytorch": []}
-    outs = {}
-    for rep in range(args.reps + 1):  # first round is warm-up
-        for name in ("enformer_pytorch", "ours") if rep % 2 else ("ours", "enformer_pytorch"):
-            with PeakRSS() as mem, torch.inference_mode():
-                t = time.perf_counter()
-                if name == "ours":
-                    y = ours(x)["human"]
-                else:
-                    y = theirs(x)["human"]
-                dt = time.perf_counter() - t
-            outs[name] = y
-            if rep:
-                times[name].append(dt)
-                peaks[name].append(mem.growth)
-            print(
-                f"  rep {rep} {name:>16}: {dt:6.2f} s, peak +{mem.growth / 1e9:.2f} GB",
-                file=sys.stderr,
-            )
-            del y
-        rates.append(matmul_rate(reps=3))
+    times, stats, rates = run_rounds(args, ours, theirs, x)
     rate = max(rates)
-    ours_t = float(np.median(times["ours"]))
-    theirs_t = float(np.median(times["enformer_pytorch"]))
-    diff = (outs["ours"] - outs["enformer_pytorch"]).abs()
+    flops = nominal_flops(ours.config, args.length)
+    names = [s for s, _ in stages_ours(ours)] if args.stages else None
+    by_load = {}
+    for n, t in times.items():
+        r = summarize(t, names)
+        r["ours_fraction_of_matmul"] = flops / r["ours_s"] / rate
+        r["enformer_pytorch_fraction_of_matmul"] = flops / r["enformer_pytorch_s"] / rate
+        by_load[n] = r
     result = {
         "length": args.length,
         "threads": args.threads,
+        "channels": ours.config.channels,
+        "reps": args.reps,
+        "stages": args.stages,
         "malloc_env": bool(os.environ.get("MALLOC_MMAP_MAX_")),
-        "ours_s": ours_t,
-        "enformer_pytorch_s": theirs_t,
-        "speedup": theirs_t / ours_t,
-        "ours_peak_gb": max(peaks["ours"]) / 1e9,
-        "enformer_pytorch_peak_gb": max(peaks["enformer_pytorch"]) / 1e9,
-        "peak_ratio": max(peaks["ours"]) / max(peaks["enformer_pytorch"]),
-        "max_abs_diff": float(diff.max()),
-        "max_rel_diff": float((diff / outs["enformer_pytorch"].abs().clamp_min(1e-2)).max()),
+        "by_load": by_load,
+        **stats,
+        "peak_ratio": stats["ours_peak_gb"] / stats["enformer_pytorch_peak_gb"],
         "matmul_gflops": rate / 1e9,
         "nominal_tflop": flops / 1e12,
-        "ours_gflops": flops / ours_t / 1e9,
-        "ours_fraction_of_matmul": flops / ours_t / rate,
-        "enformer_pytorch_fraction_of_matmul": flops / theirs_t / rate,
+        "loadavg_1min_at_end": os.getloadavg()[0],
         "torch": torch.__version__,
     }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(
-            f"input {args.length:,} bp, fp32, batch 1, {args.threads} threads"
-            f"{' (MALLOC_MMAP_MAX_=0)' if result['malloc_env'] else ''}"
-        )
-        print(f"  ours              {ours_t:7.2f} s/seq   peak +{result['ours_peak_gb']:.2f} GB")
-        print(
-            f"  enformer-pytorch  {theirs_t:7.2f} s/seq   peak "
-            f"+{result['enformer_pytorch_peak_gb']:.2f} GB"
-        )
-        print(f"  speed-up {result['speedup']:.2f}x   memory ratio {result['peak_ratio']:.2f}")
-        print(f"  max |diff| {result['max_abs_diff']:.2e} (rel {result['max_rel_diff']:.2e})")
-        print(
-            f"  matmul rate {result['matmul_gflops']:.0f} GFLOP/s; nominal forward "
-            f"{result['nominal_tflop']:.2f} TFLOP -> ours {result['ours_gflops']:.0f} GFLOP/s "
-            f"= {100 * result['ours_fraction_of_matmul']:.0f}% of matmul "
-            f"(enformer-pytorch {100 * result['enformer_pytorch_fraction_of_matmul']:.0f}%)"
-        )
+        report(args, result)
     if args.malloc_env and not os.environ.get("MALLOC_MMAP_MAX_"):
         env = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="1000000000000")
         cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:])]

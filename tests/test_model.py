@@ -310,6 +310,54 @@ def test_fast_eval_path_equals_module_path(tiny_model):
         assert tiny_model.trunk.conv(x).requires_grad  # grad mode takes the module path
 
 
+def test_fast_kernels_on_tile_threads_equal_module_path(tiny_model, monkeypatch):
+    """Whole tiles on several threads give the nn.Conv1d path's values (no_grad and
+    inference mode), run on the helper threads, and leave the thread count as it was."""
+    import threading
+
+    from enformer.model import fast
+
+    x = random_onehot(2, 2048, seed=11, n_frac=0.05)
+    trunk = tiny_model.trunk
+    with torch.no_grad():
+        ref = [trunk.stem(x.transpose(1, 2))]
+        for block in trunk.conv_tower:
+            ref.append(block(ref[-1]))
+    seen = set()
+    block_rows = fast.block_rows
+
+    def recording(*args, **kwargs):
+        seen.add(threading.current_thread().name)
+        return block_rows(*args, **kwargs)
+
+    monkeypatch.setattr(fast, "block_rows", recording)
+    threads = torch.get_num_threads()
+    for mode in (torch.no_grad, torch.inference_mode):
+        for workers, tile in ((2, 2048), (3, 64), (2, 10)):
+            with mode():
+                h = fast.stem_forward(trunk.stem, x, tile_rows=tile, workers=workers)
+                hs = [h]
+                for block in trunk.conv_tower:
+                    hs.append(fast.tower_block_forward(block, hs[-1], tile, workers))
+            for got, want in zip(hs, ref, strict=True):
+                torch.testing.assert_close(got, want.transpose(1, 2), rtol=1e-5, atol=1e-5)
+            assert torch.get_num_threads() == threads
+    assert any(name.startswith("enformer-tile") for name in seen)
+    assert threading.current_thread().name in seen  # the caller takes tiles too
+
+
+def test_fast_kernels_tile_thread_error_reaches_caller(tiny_model):
+    from enformer.model import fast
+
+    block = tiny_model.trunk.conv_tower[0]
+    c_in = block.conv_block.batch_norm.num_features
+    threads = torch.get_num_threads()
+    x = torch.randn(2, 1024, c_in + 1)  # wrong number of channels
+    with torch.inference_mode(), pytest.raises(RuntimeError):
+        fast.tower_block_forward(block, x, tile_rows=64, workers=2)
+    assert torch.get_num_threads() == threads
+
+
 def test_windowed_relative_logits_equal_full_shift():
     from enformer.model.attention import MultiheadAttention
 

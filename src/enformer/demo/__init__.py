@@ -36,13 +36,13 @@ from . import construct
 from .construct import *  # noqa: F403 - the names of construct.__all__
 from .inputs import nearest_real_base
 from .report import next_steps
-from .run import MINI_DEMO_TRACKS, run_demo, select_tracks
+from .run import MINI_DEMO_TRACKS, demo_tracks, run_demo
 
 __all__ = [
     *construct.__all__,
     "MINI_DEMO_TRACKS",
+    "demo_tracks",
     "nearest_real_base",
     "next_steps",
     "run_demo",
-    "select_tracks",
 ]

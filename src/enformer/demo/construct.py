@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.sequence import COMPLEMENT
+
 __all__ = [
     "DEMO_VARIANTS",
     "MOTIFS",
@@ -49,11 +51,8 @@ MOTIFS: dict[str, str] = {
     "CTCF": "CCGCGAGGGGGCGCTG",  # CTCF core (CCCTC-binding factor), forward orientation
 }
 
-_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
-
-
 def _rc(seq: str) -> str:
-    return seq.translate(_COMPLEMENT)[::-1]
+    return seq.translate(COMPLEMENT)[::-1]
 
 
 @dataclass(frozen=True)

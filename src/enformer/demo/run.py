@@ -1,6 +1,6 @@
 """``run_demo``: the demo's steps, each window predicted once.
 
-1. load the model and choose the tracks (:func:`select_tracks`);
+1. load the model and choose the tracks (:func:`demo_tracks`);
 2. the input: the synthetic construct or a region of the user's genome (:mod:`.inputs`);
 3. predict the model window into BigWig files through
    :func:`~enformer.inference.writers.predict_to_files`; the plot reads the values back from
@@ -25,7 +25,7 @@ from ..io.jobs import sequence_digest
 from .inputs import DemoInput, construct_input, genome_input
 from .report import draw, next_steps, summarise_scores, write_score_files, write_summary
 
-__all__ = ["MINI_DEMO_TRACKS", "AlleleCapture", "DemoModel", "run_demo", "select_tracks"]
+__all__ = ["MINI_DEMO_TRACKS", "AlleleCapture", "DemoModel", "demo_tracks", "run_demo"]
 
 # Tracks shown by default: identifiers in the mini model's sheet (stranded CAGE pair,
 # DNase, stranded RNA pair). Other models show their first five tracks unless told.
@@ -45,57 +45,46 @@ class DemoModel:
     labels: list[str]
 
 
-def select_tracks(sheet: Any, n_tracks: int, tracks: Any) -> tuple[list[int], list[str]]:
+def demo_tracks(config: Any, head: str, sheet: Any, tracks: Any) -> tuple[list[int], list[str]]:
     """The demo's track selection: indices and plot labels.
 
     ``tracks`` None: :data:`MINI_DEMO_TRACKS` when ``sheet`` has them all, else the first
-    five tracks. Otherwise a :meth:`TrackSheet.select` spec, or indices without a sheet.
+    five tracks. Otherwise any selection :func:`enformer.inference.select_tracks` accepts.
     """
-    from ..data.tracks import parse_index_spec
+    from ..inference.selection import select_tracks
 
     if tracks is None:
         if sheet is not None and all(t in sheet.identifiers for t in MINI_DEMO_TRACKS):
             tracks = list(MINI_DEMO_TRACKS)
         else:
-            tracks = list(range(min(5, n_tracks)))
+            tracks = list(range(min(5, config.heads[head])))
+    selection = select_tracks(config, tracks, head=head, sheet=sheet)
     if sheet is not None:
-        selected = list(sheet.select(tracks))
-    elif isinstance(tracks, str):
-        selected = list(parse_index_spec(tracks, n_tracks))
+        pairs = zip(selection.identifiers, selection.descriptions, strict=True)
+        labels = [f"{ident} {description}" for ident, description in pairs]
     else:
-        selected = [int(t) for t in tracks]
-    if sheet is not None:
-        labels = [f"{sheet[i].identifier} {sheet[i].description}" for i in selected]
-    else:
-        labels = [f"track {i}" for i in selected]
-    return selected, labels
+        labels = [f"track {i}" for i in selection.indices]
+    return list(selection.indices), labels
 
 
 def load_model(weights: str, tracks: Any, progress: bool) -> DemoModel:
     """Load ``weights``, find its track sheet (if bundled or cached) and select ``tracks``."""
-    from ..data.tracks import TrackSheet, TrackSheetNotFound, find_track_sheet
-    from ..weights import load_pretrained, weights_dir
+    from ..inference.selection import default_head, track_sheet_for
+    from ..weights import load_pretrained
 
     model = load_pretrained(weights, progress=progress)
     cfg = model.config
-    head = "human" if "human" in cfg.heads else next(iter(cfg.heads))
-    try:
-        sheet = TrackSheet.read(
-            find_track_sheet(head, weights_dir=weights_dir(weights), download=False), head=head
-        )
-    except TrackSheetNotFound:
-        sheet = None
-    if sheet is not None and len(sheet) != cfg.heads[head]:
-        sheet = None
+    head = default_head(cfg)
+    sheet = track_sheet_for(weights, head, n_tracks=cfg.heads[head])
     description = cfg.description or f"weights: {weights}"
-    selected, labels = select_tracks(sheet, cfg.heads[head], tracks)
+    selected, labels = demo_tracks(cfg, head, sheet, tracks)
     return DemoModel(model, weights, head, description, sheet, selected, labels)
 
 
 class AlleleCapture:
     """A ``predictor`` for :func:`~enformer.variants.score_variants` that keeps what it predicts.
 
-    It predicts with :func:`~enformer.variants.reuse.predict_alleles_reuse` (the scorer's
+    It predicts with :func:`~enformer.variants.predictors.predict_alleles_reuse` (the scorer's
     default) and keeps, per alternative window (by digest), the reference and alternative
     predictions, so that a variant's picture reuses the scoring pass.
     """
@@ -105,7 +94,7 @@ class AlleleCapture:
 
     def __call__(self, model: Any, ref_onehot: Any, alt_onehot: Any, **kwargs: Any) -> Any:
         """Predict as the scorer's default predictor does, keeping each allele pair."""
-        from ..variants.reuse import predict_alleles_reuse
+        from ..variants.predictors import predict_alleles_reuse
 
         preds = predict_alleles_reuse(model, ref_onehot, alt_onehot, **kwargs)
         ref_index = kwargs.get("ref_index")

@@ -8,9 +8,21 @@ Working on row tiles of a ``(L, C)`` channels-last activation keeps the
 intermediates in cache and avoids allocating (and page-faulting) full-length
 temporaries for every elementwise step; a width-``k`` convolution is one GEMM over
 the ``(rows, k*C_in)`` window matrix.
+
+Threads work on whole tiles, each tile single-threaded, rather than splitting every
+operation of a tile across threads. A tile is about a dozen operations of a few
+hundred microseconds; as OpenMP parallel regions each would end in a barrier, and
+when another process takes a core, every barrier waits for the descheduled thread
+(libgomp's waiting threads spin meanwhile). Measured on two shared cores with one
+competing process, the per-operation split made the conv stages 3.7x slower than on
+a quiet machine, whole tiles 1.7x (``benchmarks/results/forward_under_load.md``).
 """
 
 from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -18,6 +30,7 @@ __all__ = [
     "bn_affine",
     "block_rows",
     "conv_matrix",
+    "default_workers",
     "stem_forward",
     "stem_rows",
     "tower_block_forward",
@@ -25,6 +38,10 @@ __all__ = [
 
 # Rows per tile of the conv stages (output rows before pooling); even, so pools align.
 TILE_ROWS = 2048
+# With several threads, a stage is cut into about this many tiles per thread ...
+TILES_PER_WORKER = 4
+# ... but tiles are not made smaller than this for it.
+MIN_SPLIT_ROWS = 256
 
 
 def bn_affine(bn: torch.nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,21 +80,36 @@ def _windows(a: torch.Tensor, k: int, rows: int) -> torch.Tensor:
     return a.as_strided((rows, k * c), (c, 1), a.storage_offset())
 
 
-def _pointwise_residual_and_pool(y: torch.Tensor, block, out: torch.Tensor) -> None:
+def _buffer(scratch: dict | None, name: str, rows: int, cols: int, like: torch.Tensor):
+    """A ``(rows, cols)`` buffer: a fresh tensor, or ``scratch[name]`` (grown as needed)."""
+    if scratch is None:
+        return like.new_empty((rows, cols))
+    buf = scratch.get(name)
+    if buf is None or buf.shape[0] < rows or buf.shape[1] != cols or buf.dtype != like.dtype:
+        buf = scratch[name] = like.new_empty((rows, cols))
+    return buf[:rows]
+
+
+def _pointwise_residual_and_pool(
+    y: torch.Tensor, block, out: torch.Tensor, scratch: dict | None = None
+) -> None:
     """``z = y + ConvBlock_1x1(y)``, then softmax-pool pairs of rows of ``z`` into ``out``.
 
-    ``y``: ``(R, C)`` conv output (modified in place); ``out``: ``(R/2, C)``.
+    ``y``: ``(R, C)`` conv output (modified in place); ``out``: ``(R/2, C)``; ``scratch``
+    an optional dict of reusable buffers.
     """
+    rows, c = y.shape
     pw = block.pointwise_conv_block
     scale, shift = bn_affine(pw.batch_norm)
-    g = torch.addcmul(shift, y, scale)  # (R, C) BN
-    _gelu_(g, torch.empty_like(g))
+    g = torch.addcmul(shift, y, scale, out=_buffer(scratch, "g", rows, c, y))  # (R, C) BN
+    _gelu_(g, _buffer(scratch, "g_tmp", rows, c, y))
     w1 = conv_matrix(pw.conv1_d)  # (C, C)
     y.add_(pw.conv1_d.bias)
     y.addmm_(g, w1)  # z = y + b + gelu(bn(y)) @ W
     z0, z1 = y[0::2], y[1::2]  # (R/2, C) strided views
-    diff = torch.sub(z0, z1)
-    logits = torch.mm(diff, block.softmax_pooling.linear.weight.t())  # (R/2, C)
+    diff = torch.sub(z0, z1, out=_buffer(scratch, "diff", rows // 2, c, y))
+    logits = _buffer(scratch, "logits", rows // 2, c, y)
+    torch.mm(diff, block.softmax_pooling.linear.weight.t(), out=logits)  # (R/2, C)
     logits.sigmoid_()
     torch.addcmul(z1, diff, logits, out=out)
 
@@ -91,11 +123,13 @@ def stem_rows(
     *,
     x_offset: int = 0,
     length: int | None = None,
+    scratch: dict | None = None,
 ) -> None:
     """Stem conv rows ``[r0, r1)`` (even bounds), pooled into ``out`` ``((r1-r0)/2, C)``.
 
     ``x`` holds one-hot rows ``[x_offset, x_offset + len(x))`` of a sequence of ``length``
     rows; rows outside the sequence are N (zeros), as the convolution's zero padding.
+    ``scratch``: an optional dict of buffers reused from one call to the next.
     """
     length = x.shape[0] + x_offset if length is None else length
     conv = stem.conv1_d
@@ -105,11 +139,12 @@ def stem_rows(
     rows = r1 - r0
     if lo - x_offset < 0 or hi - x_offset > x.shape[0]:
         raise ValueError("stem_rows: x does not cover the rows the convolution needs")
-    window = x.new_zeros((rows + k - 1, x.shape[1]))
+    window = _buffer(scratch, "window", rows + k - 1, x.shape[1], x).zero_()
     top = lo - (r0 - half)
     window[top : top + hi - lo] = x[lo - x_offset : hi - x_offset]
-    y = torch.addmm(conv.bias, _windows(window, k, rows), conv_matrix(conv))  # (R, C)
-    _pointwise_residual_and_pool(y, stem, out)
+    y = _buffer(scratch, "y", rows, conv.out_channels, x)
+    torch.addmm(conv.bias, _windows(window, k, rows), conv_matrix(conv), out=y)  # (R, C)
+    _pointwise_residual_and_pool(y, stem, out, scratch)
 
 
 def block_rows(
@@ -121,13 +156,12 @@ def block_rows(
     *,
     x_offset: int = 0,
     length: int | None = None,
-    act: torch.Tensor | None = None,
-    tmp: torch.Tensor | None = None,
+    scratch: dict | None = None,
 ) -> None:
     """Conv-tower block rows ``[r0, r1)`` (even bounds), pooled into ``out`` ``((r1-r0)/2, C_out)``.
 
     ``x`` holds input rows ``[x_offset, x_offset + len(x))`` of a sequence of ``length`` rows.
-    ``act``/``tmp`` are optional scratch buffers of at least ``(r1-r0+k-1, C_in)``.
+    ``scratch``: an optional dict of buffers reused from one call to the next.
     """
     length = x.shape[0] + x_offset if length is None else length
     cb = block.conv_block
@@ -138,10 +172,7 @@ def block_rows(
     lo, hi = max(r0 - half, 0), min(r1 + half, length)
     if lo - x_offset < 0 or hi - x_offset > x.shape[0]:
         raise ValueError("block_rows: x does not cover the rows the convolution needs")
-    if act is None:
-        act = x.new_empty((rows + k - 1, x.shape[1]))
-        tmp = torch.empty_like(act)
-    a = act[: rows + k - 1]
+    a = _buffer(scratch, "act", rows + k - 1, x.shape[1], x)
     # Rows outside the sequence are the conv's zero padding of the *activated* input.
     top = lo - (r0 - half)
     bottom = (r1 + half) - hi
@@ -152,31 +183,144 @@ def block_rows(
     body = a[top : top + hi - lo]
     scale, shift = bn_affine(cb.batch_norm)
     torch.addcmul(shift, x[lo - x_offset : hi - x_offset], scale, out=body)
-    _gelu_(body, tmp[: hi - lo])
-    y = torch.addmm(conv.bias, _windows(a, k, rows), conv_matrix(conv))  # (R, C_out)
-    _pointwise_residual_and_pool(y, block, out)
+    _gelu_(body, _buffer(scratch, "act_tmp", hi - lo, x.shape[1], x))
+    y = _buffer(scratch, "y", rows, conv.out_channels, x)
+    torch.addmm(conv.bias, _windows(a, k, rows), conv_matrix(conv), out=y)  # (R, C_out)
+    _pointwise_residual_and_pool(y, block, out, scratch)
 
 
-def stem_forward(stem, x: torch.Tensor, tile_rows: int = TILE_ROWS) -> torch.Tensor:
-    """Stem on one-hot ``x`` ``(B, L, 4)`` channels-last -> ``(B, L/2, C/2)``."""
+def _plan_tiles(
+    batch: int, length: int, tile_rows: int, workers: int
+) -> list[tuple[int, int, int]]:
+    """``(item, r0, r1)`` row tiles with even bounds, enough of them to keep ``workers`` busy.
+
+    With several workers the tiles are made smaller (down to ``MIN_SPLIT_ROWS``) until
+    there are about ``TILES_PER_WORKER`` per worker, so that a worker whose core is taken
+    by another process delays the stage by at most about one tile.
+    """
+    rows = tile_rows
+    if workers > 1:
+        per_item = -(-workers * TILES_PER_WORKER // batch)  # tiles wanted per sequence
+        even = 2 * -(-length // (2 * per_item))
+        rows = min(tile_rows, max(even, MIN_SPLIT_ROWS))
+    return [(i, r0, min(r0 + rows, length)) for i in range(batch) for r0 in range(0, length, rows)]
+
+
+def default_workers() -> int:
+    """Threads that take tiles: ``torch.get_num_threads()`` under OpenMP, else 1.
+
+    A tile's operations then run with one intra-op thread each; that is set per thread
+    only with ATen's OpenMP backend (the native backend fixes its pool size once).
+    """
+    global _OPENMP
+    if _OPENMP is None:
+        _OPENMP = "parallel backend: OpenMP" in torch.__config__.parallel_info()
+    return torch.get_num_threads() if _OPENMP else 1
+
+
+_OPENMP: bool | None = None
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, threads, pool)
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """Process-wide pool of at least ``workers`` threads (made anew in a forked child)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] < workers:
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="enformer-tile")
+            _POOL = (os.getpid(), workers, pool)
+        return _POOL[2]
+
+
+def _run_tiles(work, tiles: list[tuple[int, int, int]], workers: int) -> None:
+    """Call ``work(tile, scratch)`` for every tile on ``workers`` threads.
+
+    Each thread takes whole tiles from a shared queue and runs the tile's operations
+    single-threaded (one intra-op thread), so a stage has no barrier per operation, only
+    one at its end; ``scratch`` is a dict private to the thread, for reusable buffers.
+    The caller's grad and inference modes apply in every thread.
+    """
+    workers = min(workers, len(tiles))
+    if workers <= 1:
+        scratch: dict = {}
+        for tile in tiles:
+            work(tile, scratch)
+        return
+    queue = iter(tiles)
+    lock = threading.Lock()
+    failed = threading.Event()
+    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+    def loop() -> None:
+        torch.set_num_threads(1)
+        scratch: dict = {}
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            while not failed.is_set():
+                with lock:
+                    tile = next(queue, None)
+                if tile is None:
+                    return
+                try:
+                    work(tile, scratch)
+                except BaseException:
+                    failed.set()
+                    raise
+
+    saved = torch.get_num_threads()
+    futures = [_pool(workers - 1).submit(loop) for _ in range(workers - 1)]
+    try:
+        loop()
+    finally:
+        for f in futures:
+            f.exception()  # wait for every helper before the caller's setting comes back
+        torch.set_num_threads(saved)
+    for f in futures:
+        f.result()  # re-raise a helper's error
+
+
+def stem_forward(
+    stem, x: torch.Tensor, tile_rows: int = TILE_ROWS, workers: int | None = None
+) -> torch.Tensor:
+    """Stem on one-hot ``x`` ``(B, L, 4)`` channels-last -> ``(B, L/2, C/2)``.
+
+    ``workers`` threads (default: :func:`default_workers`) take whole tiles.
+    """
     b, length, _ = x.shape
+    workers = default_workers() if workers is None else workers
     out = x.new_empty((b, length // 2, stem.conv1_d.out_channels))
-    for i in range(b):
-        for r0 in range(0, length, tile_rows):
-            r1 = min(r0 + tile_rows, length)
-            stem_rows(stem, x[i], r0, r1, out[i, r0 // 2 : r1 // 2])
+    _prepare(stem.conv1_d, stem)
+
+    def work(tile, scratch):
+        i, r0, r1 = tile
+        stem_rows(stem, x[i], r0, r1, out[i, r0 // 2 : r1 // 2], scratch=scratch)
+
+    _run_tiles(work, _plan_tiles(b, length, tile_rows, workers), workers)
     return out
 
 
-def tower_block_forward(block, x: torch.Tensor, tile_rows: int = TILE_ROWS) -> torch.Tensor:
-    """Conv-tower block on ``x`` ``(B, L, C_in)`` channels-last -> ``(B, L/2, C_out)``."""
-    b, length, c_in = x.shape
-    k = block.conv_block.conv1_d.kernel_size[0]
-    out = x.new_empty((b, length // 2, block.conv_block.conv1_d.out_channels))
-    act = x.new_empty((min(tile_rows, length) + k - 1, c_in))
-    tmp = torch.empty_like(act)
-    for i in range(b):
-        for r0 in range(0, length, tile_rows):
-            r1 = min(r0 + tile_rows, length)
-            block_rows(block, x[i], r0, r1, out[i, r0 // 2 : r1 // 2], act=act, tmp=tmp)
+def tower_block_forward(
+    block, x: torch.Tensor, tile_rows: int = TILE_ROWS, workers: int | None = None
+) -> torch.Tensor:
+    """Conv-tower block on ``x`` ``(B, L, C_in)`` channels-last -> ``(B, L/2, C_out)``.
+
+    ``workers`` threads (default: :func:`default_workers`) take whole tiles.
+    """
+    b, length, _ = x.shape
+    conv = block.conv_block.conv1_d
+    workers = default_workers() if workers is None else workers
+    out = x.new_empty((b, length // 2, conv.out_channels))
+    _prepare(conv, block)
+
+    def work(tile, scratch):
+        i, r0, r1 = tile
+        block_rows(block, x[i], r0, r1, out[i, r0 // 2 : r1 // 2], scratch=scratch)
+
+    _run_tiles(work, _plan_tiles(b, length, tile_rows, workers), workers)
     return out
+
+
+def _prepare(conv: torch.nn.Conv1d, block) -> None:
+    """Build the cached weight matrices once, in the calling thread, before tiles run."""
+    conv_matrix(conv)
+    conv_matrix(block.pointwise_conv_block.conv1_d)
