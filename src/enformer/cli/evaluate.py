@@ -28,12 +28,7 @@ the targets are centre-cropped to them."""
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``evaluate``."""
-    p = sub.add_parser(
-        "evaluate",
-        help=HELP,
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = opt.add_command(sub, "evaluate", HELP, DESCRIPTION, raw=True)
     p.add_argument("--weights", required=True, metavar="DIR|NAME", help="model weights")
     p.add_argument("--data", required=True, metavar="DIR|NPZ", help="TFRecord folder or .npz")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")

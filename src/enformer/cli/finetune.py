@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import options as opt
+
 from .train import add_run_arguments, execute, resolve
 
 HELP = "fine-tune pretrained weights: new heads, frozen trunk / BatchNorm, last-N layers, LoRA"
@@ -23,12 +25,7 @@ final/) have the LoRA adapters merged and load like any model."""
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``finetune``."""
-    p = sub.add_parser(
-        "finetune",
-        help=HELP,
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = opt.add_command(sub, "finetune", HELP, DESCRIPTION, raw=True)
     add_run_arguments(p)
     g = p.add_argument_group("fine-tuning (shorthands for overrides)")
     g.add_argument("--weights", metavar="DIR|NAME", help="pretrained weights (model.weights)")

@@ -11,19 +11,18 @@ from ..model import Enformer, EnformerConfig
 from ..model.geometry import output_geometry
 from . import options as opt
 
+HELP = "show a model's configuration, parameter count, heads and tracks"
+DESCRIPTION = (
+    "Show a model's configuration, parameter count, heads and output geometry. "
+    "Without --weights, describes a preset (the published model by default). "
+    "With --search or --tracks, lists matching tracks from the Basenji2 track "
+    "sheets (targets_human.txt / targets_mouse.txt)."
+)
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``info``."""
-    p = sub.add_parser(
-        "info",
-        help="show a model's configuration, parameter count, heads and tracks",
-        description=(
-            "Show a model's configuration, parameter count, heads and output geometry. "
-            "Without --weights, describes a preset (the published model by default). "
-            "With --search or --tracks, lists matching tracks from the Basenji2 track "
-            "sheets (targets_human.txt / targets_mouse.txt)."
-        ),
-    )
+    p = opt.add_command(sub, "info", HELP, DESCRIPTION)
     p.add_argument(
         "--weights",
         metavar="DIR|NAME",

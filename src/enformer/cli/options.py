@@ -29,6 +29,14 @@ SHIFTS_HELP = (
 )
 
 
+def add_command(
+    sub: argparse._SubParsersAction, name: str, help: str, description: str, *, raw: bool = False
+) -> argparse.ArgumentParser:
+    """Register the subcommand ``name``; ``raw`` keeps the description's own line breaks."""
+    extra = {"formatter_class": argparse.RawDescriptionHelpFormatter} if raw else {}
+    return sub.add_parser(name, help=help, description=description, **extra)
+
+
 def add_attention_option(p: argparse.ArgumentParser) -> None:
     """Add ``--attention {auto,fused,blocked}``."""
     p.add_argument(

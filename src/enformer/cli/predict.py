@@ -10,25 +10,24 @@ from . import options as opt
 
 log = logging.getLogger(__name__)
 
+HELP = "predict tracks for regions, a BED file, whole chromosomes or sequences"
+DESCRIPTION = (
+    "Predict tracks and write them as one BigWig per track (genomic inputs) or as "
+    "HDF5/NPZ arrays with coordinates. Long regions and whole chromosomes are tiled so "
+    "that output bins abut exactly; chromosome ends are padded with N. A killed run "
+    "resumes where it stopped when the same command is run again (finished tiles are "
+    "checked against the genome's bases and recomputed if the FASTA changed). One run "
+    "at a time per --out: a second run into a folder that a live run is writing is "
+    "refused (exit 2). A folder holding the finished outputs of a run with other "
+    "settings is refused unless --overwrite is given, which removes them first. Launch "
+    "with `torchrun --nproc_per_node=N -m enformer predict ...` to share the work among "
+    "processes."
+)
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``predict``."""
-    p = sub.add_parser(
-        "predict",
-        help="predict tracks for regions, a BED file, whole chromosomes or sequences",
-        description=(
-            "Predict tracks and write them as one BigWig per track (genomic inputs) or as "
-            "HDF5/NPZ arrays with coordinates. Long regions and whole chromosomes are tiled so "
-            "that output bins abut exactly; chromosome ends are padded with N. A killed run "
-            "resumes where it stopped when the same command is run again (finished tiles are "
-            "checked against the genome's bases and recomputed if the FASTA changed). One run "
-            "at a time per --out: a second run into a folder that a live run is writing is "
-            "refused (exit 2). A folder holding the finished outputs of a run with other "
-            "settings is refused unless --overwrite is given, which removes them first. Launch "
-            "with `torchrun --nproc_per_node=N -m enformer predict ...` to share the work among "
-            "processes."
-        ),
-    )
+    p = opt.add_command(sub, "predict", HELP, DESCRIPTION)
     opt.add_weights_option(p)
     p.add_argument("--fasta", metavar="FASTA", help="indexed genome FASTA (plain or bgzip)")
     src = p.add_mutually_exclusive_group(required=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import options as opt
+
 HELP = "train a model from a YAML run description (single process or under torchrun)"
 
 DESCRIPTION = """\
@@ -21,12 +23,7 @@ Launch with `torchrun --nproc_per_node=N -m enformer train ...` for data-paralle
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``train``."""
-    p = sub.add_parser(
-        "train",
-        help=HELP,
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = opt.add_command(sub, "train", HELP, DESCRIPTION, raw=True)
     add_run_arguments(p)
     return p
 
