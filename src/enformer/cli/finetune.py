@@ -7,8 +7,6 @@ from typing import Any
 
 from . import options as opt
 
-from .train import add_run_arguments, execute, resolve
-
 HELP = "fine-tune pretrained weights: new heads, frozen trunk / BatchNorm, last-N layers, LoRA"
 
 DESCRIPTION = """\
@@ -26,7 +24,7 @@ final/) have the LoRA adapters merged and load like any model."""
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``finetune``."""
     p = opt.add_command(sub, "finetune", HELP, DESCRIPTION, raw=True)
-    add_run_arguments(p)
+    opt.add_run_arguments(p)
     g = p.add_argument_group("fine-tuning (shorthands for overrides)")
     g.add_argument("--weights", metavar="DIR|NAME", help="pretrained weights (model.weights)")
     g.add_argument(
@@ -79,7 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ..train.finetune import parse_head_spec
     from ..train.run import finetune_requested
 
-    config = resolve(args, _shorthands(args))
+    config = opt.resolve_run_config(args, _shorthands(args))
     new_heads = [parse_head_spec(spec)[0] for spec in config.finetune.heads]
     if new_heads and config.head not in new_heads and not config.finetune.keep_heads:
         # The pretrained heads are dropped: train the first new one.
@@ -91,4 +89,4 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "no fine-tuning option set (heads, freeze_trunk, freeze_batchnorm, "
             "train_last_layers, lora_rank): use `enformer train` to continue training as is"
         )
-    return execute(config, args)
+    return opt.execute_run(config, args)
