@@ -16,12 +16,11 @@ from . import options as opt
 SETTINGS_NAME = "enformer_attribute.json"
 
 HELP = "contribution scores (gradient x input, saliency, integrated gradients)"
-DESCRIPTION = (
-    "Explain a target -- chosen tracks summed over output bins (a gene's TSS bins from "
-    "a GTF, or explicit bins) -- with per-base contribution scores for the model's "
-    "input window around a region or a variant. Writes BigWig (per-position sums, "
-    "genomic coordinates), HDF5/NPZ (per-base scores) and a figure."
-)
+DESCRIPTION = """\
+Explain a target -- chosen tracks summed over output bins (a gene's TSS bins from a GTF, or
+explicit bins) -- with per-base contribution scores for the model's input window around a
+region or a variant. Writes BigWig (per-position sums, genomic coordinates), HDF5/NPZ (per-base
+scores) and a figure."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -18,14 +18,12 @@ SETTINGS_NAME = "enformer_ism.json"
 _MAX_WINDOW = 100_000
 
 HELP = "in-silico saturation mutagenesis of a window (every position x 3 alternatives)"
-DESCRIPTION = (
-    "Mutate every base of --window to each other base, within the model's input window "
-    "centred on --region, and record the read-out of the chosen tracks over the target "
-    "bins (a gene's TSS bins, explicit bins, or every bin). The conv tower of the "
-    "reference is computed once and patched per mutant (exact; --naive runs full "
-    "forward passes instead). Writes HDF5/NPZ in basenji's scores.h5 layout and a "
-    "heatmap."
-)
+DESCRIPTION = """\
+Mutate every base of --window to each other base, within the model's input window centred on
+--region, and record the read-out of the chosen tracks over the target bins (a gene's TSS bins,
+explicit bins, or every bin). The conv tower of the reference is computed once and patched per
+mutant (exact; --naive runs full forward passes instead). Writes HDF5/NPZ in basenji's
+scores.h5 layout and a heatmap."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -114,6 +114,14 @@ def add_no_download_option(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--no-download", action="store_true", help=help)
 
 
+def add_chrom_alias_option(
+    p: argparse.ArgumentParser,
+    help: str = "map chromosome names that differ only by a 'chr' prefix (chr1/1, chrM/MT)",
+) -> None:
+    """Add ``--chrom-alias`` (match ``chr1``/``1`` between the inputs and the FASTA)."""
+    p.add_argument("--chrom-alias", action="store_true", help=help)
+
+
 def parse_shifts(text: str) -> tuple[int, ...]:
     """``'-1,0,1'`` -> ``(-1, 0, 1)``; a one-line error for anything else."""
     try:
