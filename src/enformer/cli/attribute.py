@@ -28,11 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = opt.add_command(sub, "attribute", HELP, DESCRIPTION)
     opt.add_interpret_arguments(p)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument(
-        "--region",
-        metavar="CHR:START-END",
-        help="region (1-based inclusive); the model's input window is centred on it",
-    )
+    opt.add_window_region_option(src)
     src.add_argument(
         "--variant",
         metavar="CHR:POS:REF>ALT",
@@ -49,9 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         p, "average with the reverse-complement copy (strand pairs swapped with a sheet)"
     )
     opt.add_shifts_option(p, "shifts in bp averaged over, e.g. -1,0,1 (default 0),")
-    p.add_argument(
-        "--format", default="h5", choices=["h5", "npz"], help="array file format (default h5)"
-    )
+    opt.add_array_format_option(p)
     p.add_argument(
         "--on-ref-mismatch",
         default="fail",

@@ -30,12 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``ism``."""
     p = opt.add_command(sub, "ism", HELP, DESCRIPTION)
     opt.add_interpret_arguments(p)
-    p.add_argument(
-        "--region",
-        required=True,
-        metavar="CHR:START-END",
-        help="region (1-based inclusive); the model's input window is centred on it",
-    )
+    opt.add_window_region_option(p, required=True)
     p.add_argument(
         "--window",
         required=True,
@@ -53,9 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         help="full forward pass per mutant (slower; for comparison with the exact reuse)",
     )
-    p.add_argument(
-        "--format", default="h5", choices=["h5", "npz"], help="array file format (default h5)"
-    )
+    opt.add_array_format_option(p)
     return p
 
 

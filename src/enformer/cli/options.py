@@ -255,6 +255,26 @@ def add_interpret_arguments(p: argparse.ArgumentParser) -> None:
     add_no_download_option(p, "never download track sheets")
 
 
+def add_window_region_option(p, *, required: bool = False) -> None:
+    """Add ``--region`` (``attribute``, ``ism``): the input window is centred on it.
+
+    ``p`` is a parser or a mutually exclusive group.
+    """
+    p.add_argument(
+        "--region",
+        required=required,
+        metavar="CHR:START-END",
+        help="region (1-based inclusive); the model's input window is centred on it",
+    )
+
+
+def add_array_format_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--format {h5,npz}`` for the array files of ``attribute`` and ``ism``."""
+    p.add_argument(
+        "--format", default="h5", choices=["h5", "npz"], help="array file format (default h5)"
+    )
+
+
 def read_out_from_args(args: argparse.Namespace, config, chrom: str, window_start: int):
     """``--gene/--gtf/--bins/--tss-width`` as a ``ReadOut`` for the window."""
     from ..interpret.readout import read_out_bins
