@@ -15,26 +15,20 @@ from . import options as opt
 
 SETTINGS_NAME = "enformer_attribute.json"
 
+HELP = "contribution scores (gradient x input, saliency, integrated gradients)"
+DESCRIPTION = """\
+Explain a target -- chosen tracks summed over output bins (a gene's TSS bins from a GTF, or
+explicit bins) -- with per-base contribution scores for the model's input window around a
+region or a variant. Writes BigWig (per-position sums, genomic coordinates), HDF5/NPZ (per-base
+scores) and a figure."""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``attribute``."""
-    p = sub.add_parser(
-        "attribute",
-        help="contribution scores (gradient x input, saliency, integrated gradients)",
-        description=(
-            "Explain a target -- chosen tracks summed over output bins (a gene's TSS bins from "
-            "a GTF, or explicit bins) -- with per-base contribution scores for the model's "
-            "input window around a region or a variant. Writes BigWig (per-position sums, "
-            "genomic coordinates), HDF5/NPZ (per-base scores) and a figure."
-        ),
-    )
+    p = opt.add_command(sub, "attribute", HELP, DESCRIPTION)
     opt.add_interpret_arguments(p)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument(
-        "--region",
-        metavar="CHR:START-END",
-        help="region (1-based inclusive); the model's input window is centred on it",
-    )
+    opt.add_window_region_option(src)
     src.add_argument(
         "--variant",
         metavar="CHR:POS:REF>ALT",
@@ -51,9 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         p, "average with the reverse-complement copy (strand pairs swapped with a sheet)"
     )
     opt.add_shifts_option(p, "shifts in bp averaged over, e.g. -1,0,1 (default 0),")
-    p.add_argument(
-        "--format", default="h5", choices=["h5", "npz"], help="array file format (default h5)"
-    )
+    opt.add_array_format_option(p)
     p.add_argument(
         "--on-ref-mismatch",
         default="fail",

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from . import options as opt
+
 HELP = "convert TF / enformer-pytorch / hub weights into this package's checkpoint format"
 
 DESCRIPTION = """\
@@ -21,12 +23,7 @@ EleutherAI/enformer-official-rough."""
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``convert`` on the top-level subparsers."""
-    p = subparsers.add_parser(
-        "convert",
-        help=HELP,
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = opt.add_command(subparsers, "convert", HELP, DESCRIPTION, raw=True)
     p.add_argument("src", metavar="SRC", help="weights to convert (file, directory or hub name)")
     p.add_argument("out", metavar="OUT", help="output checkpoint directory")
     p.add_argument(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from pathlib import Path
 from typing import Any
 
 from . import options as opt
-
 
 HELP = "per-track and per-assay Pearson r of a model on a data split"
 
@@ -28,12 +26,7 @@ the targets are centre-cropped to them."""
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``evaluate``."""
-    p = sub.add_parser(
-        "evaluate",
-        help=HELP,
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = opt.add_command(sub, "evaluate", HELP, DESCRIPTION, raw=True)
     p.add_argument("--weights", required=True, metavar="DIR|NAME", help="model weights")
     p.add_argument("--data", required=True, metavar="DIR|NPZ", help="TFRecord folder or .npz")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
@@ -62,10 +55,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _fmt(value: float) -> str:
-    return "nan" if value is None or not math.isfinite(value) else f"{value:.4f}"
-
-
 def _check_numbers(args: argparse.Namespace) -> None:
     """Refuse impossible numeric options before anything loads."""
     for flag, value in (
@@ -85,7 +74,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ..train.config import DataConfig
     from ..train.data import build_dataset, make_eval_loader
     from ..train.distributed import resolve_device
-    from ..train.evaluation import evaluate
+    from ..train.evaluation import describe_report, evaluate
     from ..weights import load_pretrained
 
     _check_numbers(args)
@@ -154,30 +143,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out, report)
         report["out"] = str(out)
-    report["_text"] = _text(report)
+    report["_text"] = describe_report(report)
     return report
-
-
-def _text(report: dict[str, Any]) -> str:
-    lines = [
-        f"{report['split']} split of {report['data']}: {report['sequences']} sequences, "
-        f"{report['tracks']} tracks of head {report['head']!r}",
-        f"loss {_fmt(report['loss'])}  mean Pearson r {_fmt(report['mean_r'])}  "
-        f"mean R2 {_fmt(report['mean_r2'])}",
-    ]
-    if report["by_assay"]:
-        lines.append("")
-        lines.append("assay      tracks  mean r")
-        counts: dict[str, int] = {}
-        for row in report["per_track"]:
-            counts[row.get("assay", "")] = counts.get(row.get("assay", ""), 0) + 1
-        for assay, value in report["by_assay"].items():
-            lines.append(f"{assay:<10} {counts.get(assay, 0):>6}  {_fmt(value)}")
-    lines.append("")
-    lines.append("track  r       R2       identifier  description")
-    for row in report["per_track"]:
-        lines.append(
-            f"{row['index']:>5}  {_fmt(row['pearson_r']):<7} {_fmt(row['r2']):<8} "
-            f"{row.get('identifier', ''):<11} {row.get('description', '')}"
-        )
-    return "\n".join(lines)

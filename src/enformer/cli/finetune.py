@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .train import add_run_arguments, execute, resolve
+from . import options as opt
 
 HELP = "fine-tune pretrained weights: new heads, frozen trunk / BatchNorm, last-N layers, LoRA"
 
@@ -23,13 +23,8 @@ final/) have the LoRA adapters merged and load like any model."""
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``finetune``."""
-    p = sub.add_parser(
-        "finetune",
-        help=HELP,
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_run_arguments(p)
+    p = opt.add_command(sub, "finetune", HELP, DESCRIPTION, raw=True)
+    opt.add_run_arguments(p)
     g = p.add_argument_group("fine-tuning (shorthands for overrides)")
     g.add_argument("--weights", metavar="DIR|NAME", help="pretrained weights (model.weights)")
     g.add_argument(
@@ -82,7 +77,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from ..train.finetune import parse_head_spec
     from ..train.run import finetune_requested
 
-    config = resolve(args, _shorthands(args))
+    config = opt.resolve_run_config(args, _shorthands(args))
     new_heads = [parse_head_spec(spec)[0] for spec in config.finetune.heads]
     if new_heads and config.head not in new_heads and not config.finetune.keep_heads:
         # The pretrained heads are dropped: train the first new one.
@@ -94,4 +89,4 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "no fine-tuning option set (heads, freeze_trunk, freeze_batchnorm, "
             "train_last_layers, lora_rank): use `enformer train` to continue training as is"
         )
-    return execute(config, args)
+    return opt.execute_run(config, args)

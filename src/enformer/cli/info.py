@@ -8,22 +8,18 @@ from typing import Any
 import torch
 
 from ..model import Enformer, EnformerConfig
-from ..model.geometry import output_geometry
 from . import options as opt
+
+HELP = "show a model's configuration, parameter count, heads and tracks"
+DESCRIPTION = """\
+Show a model's configuration, parameter count, heads and output geometry. Without --weights,
+describes a preset (the published model by default). With --search or --tracks, lists matching
+tracks from the Basenji2 track sheets (targets_human.txt / targets_mouse.txt)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``info``."""
-    p = sub.add_parser(
-        "info",
-        help="show a model's configuration, parameter count, heads and tracks",
-        description=(
-            "Show a model's configuration, parameter count, heads and output geometry. "
-            "Without --weights, describes a preset (the published model by default). "
-            "With --search or --tracks, lists matching tracks from the Basenji2 track "
-            "sheets (targets_human.txt / targets_mouse.txt)."
-        ),
-    )
+    p = opt.add_command(sub, "info", HELP, DESCRIPTION)
     p.add_argument(
         "--weights",
         metavar="DIR|NAME",
@@ -52,30 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _parameter_counts(model: Enformer) -> dict[str, int]:
-    counts = {
-        "total": sum(p.numel() for p in model.parameters()),
-        "trunk": sum(p.numel() for p in model.trunk.parameters()),
-    }
-    for name, head in model.heads.items():
-        counts[f"head_{name}"] = sum(p.numel() for p in head.parameters())
-    return counts
-
-
-def _geometry(cfg: EnformerConfig) -> dict[str, Any]:
-    geo = output_geometry(cfg)
-    return {
-        "input_bp": geo.input_length,
-        "bin_size_bp": geo.bin_size,
-        "bins_before_crop": geo.input_length // geo.bin_size,
-        "output_bins": geo.n_bins,
-        "output_bp": geo.output_span,
-        "first_output_base": geo.offset,
-    }
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Describe the model (and tracks, when asked)."""
+    from ..inference.reports import model_summary, render_model_summary, track_entry
     from ..inference.selection import resolve_heads, select_tracks, track_sheet_for
 
     if args.weights:
@@ -90,14 +65,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             model = Enformer(cfg)
         source = f"preset:{args.preset} (architecture only, no weights)"
 
-    summary: dict[str, Any] = {
-        "model": source,
-        "description": cfg.description or None,
-        "parameters": _parameter_counts(model),
-        "heads": dict(cfg.heads),
-        "geometry": _geometry(cfg),
-        "config": cfg.to_dict(),
-    }
+    summary = model_summary(model, source)
 
     want_tracks = bool(args.search or args.tracks or args.targets)
     tracks: dict[str, Any] = {}
@@ -126,7 +94,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 chosen = []  # another head may match; an empty list here is an answer
                 errors.append(str(err))
             entry["matches"] = len(chosen)
-            entry["tracks"] = [_track_entry(sheet[i]) for i in chosen[: args.limit]]
+            entry["tracks"] = [track_entry(sheet[i]) for i in chosen[: args.limit]]
         tracks[head] = entry
     if errors and len(errors) == len(heads):
         raise ValueError("; ".join(f"{h}: {e}" for h, e in zip(heads, errors, strict=True)))
@@ -134,44 +102,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         summary["tracks"] = tracks
     if notes:
         summary["notes"] = notes
-    summary["_text"] = _render(summary)
+    summary["_text"] = render_model_summary(summary)
     return summary
-
-
-def _track_entry(track) -> dict[str, Any]:
-    return {k: getattr(track, k) for k in ("index", "identifier", "assay", "strand", "description")}
-
-
-def _render(s: dict[str, Any]) -> str:
-    cfg = s["config"]
-    g = s["geometry"]
-    lines = [
-        f"model        {s['model']}",
-    ]
-    if s.get("description"):
-        lines.append(f"description  {s['description']}")
-    lines += [
-        f"parameters   {s['parameters']['total']:,} (trunk {s['parameters']['trunk']:,})",
-        f"channels     {cfg['channels']}, {cfg['num_transformer_layers']} transformer layers, "
-        f"{cfg['num_heads']} heads",
-        f"input        {g['input_bp']:,} bp -> {g['bins_before_crop']} bins of "
-        f"{g['bin_size_bp']} bp",
-        f"output       {g['output_bins']} bins = {g['output_bp']:,} bp, starting at input base "
-        f"{g['first_output_base']:,}",
-        "heads        " + ", ".join(f"{k} ({v:,} tracks)" for k, v in s["heads"].items()),
-    ]
-    for head, entry in s.get("tracks", {}).items():
-        assays = ", ".join(f"{k} {v}" for k, v in entry["assays"].items())
-        lines.append(f"tracks[{head}] {entry['sheet']}: {assays}")
-        if "tracks" in entry:
-            lines.append(f"  {entry['matches']} match(es)")
-            for t in entry["tracks"]:
-                lines.append(
-                    f"  {t['index']:>5}  {t['identifier']:<14} {t['assay']:<6} {t['strand']}  "
-                    f"{t['description']}"
-                )
-            if entry["matches"] > len(entry["tracks"]):
-                lines.append(f"  ... {entry['matches'] - len(entry['tracks'])} more (--limit)")
-    for note in s.get("notes", []):
-        lines.append(f"note: {note}")
-    return "\n".join(lines)

@@ -17,28 +17,20 @@ from . import options as opt
 SETTINGS_NAME = "enformer_ism.json"
 _MAX_WINDOW = 100_000
 
+HELP = "in-silico saturation mutagenesis of a window (every position x 3 alternatives)"
+DESCRIPTION = """\
+Mutate every base of --window to each other base, within the model's input window centred on
+--region, and record the read-out of the chosen tracks over the target bins (a gene's TSS bins,
+explicit bins, or every bin). The conv tower of the reference is computed once and patched per
+mutant (exact; --naive runs full forward passes instead). Writes HDF5/NPZ in basenji's
+scores.h5 layout and a heatmap."""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``ism``."""
-    p = sub.add_parser(
-        "ism",
-        help="in-silico saturation mutagenesis of a window (every position x 3 alternatives)",
-        description=(
-            "Mutate every base of --window to each other base, within the model's input window "
-            "centred on --region, and record the read-out of the chosen tracks over the target "
-            "bins (a gene's TSS bins, explicit bins, or every bin). The conv tower of the "
-            "reference is computed once and patched per mutant (exact; --naive runs full "
-            "forward passes instead). Writes HDF5/NPZ in basenji's scores.h5 layout and a "
-            "heatmap."
-        ),
-    )
+    p = opt.add_command(sub, "ism", HELP, DESCRIPTION)
     opt.add_interpret_arguments(p)
-    p.add_argument(
-        "--region",
-        required=True,
-        metavar="CHR:START-END",
-        help="region (1-based inclusive); the model's input window is centred on it",
-    )
+    opt.add_window_region_option(p, required=True)
     p.add_argument(
         "--window",
         required=True,
@@ -56,9 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         help="full forward pass per mutant (slower; for comparison with the exact reuse)",
     )
-    p.add_argument(
-        "--format", default="h5", choices=["h5", "npz"], help="array file format (default h5)"
-    )
+    opt.add_array_format_option(p)
     return p
 
 

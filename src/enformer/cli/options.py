@@ -29,6 +29,14 @@ SHIFTS_HELP = (
 )
 
 
+def add_command(
+    sub: argparse._SubParsersAction, name: str, help: str, description: str, *, raw: bool = False
+) -> argparse.ArgumentParser:
+    """Register the subcommand ``name``; ``raw`` keeps the description's own line breaks."""
+    extra = {"formatter_class": argparse.RawDescriptionHelpFormatter} if raw else {}
+    return sub.add_parser(name, help=help, description=description, **extra)
+
+
 def add_attention_option(p: argparse.ArgumentParser) -> None:
     """Add ``--attention {auto,fused,blocked}``."""
     p.add_argument(
@@ -104,6 +112,14 @@ def add_dtype_option(p: argparse.ArgumentParser) -> None:
 def add_no_download_option(p: argparse.ArgumentParser, help: str) -> None:
     """Add ``--no-download``."""
     p.add_argument("--no-download", action="store_true", help=help)
+
+
+def add_chrom_alias_option(
+    p: argparse.ArgumentParser,
+    help: str = "map chromosome names that differ only by a 'chr' prefix (chr1/1, chrM/MT)",
+) -> None:
+    """Add ``--chrom-alias`` (match ``chr1``/``1`` between the inputs and the FASTA)."""
+    p.add_argument("--chrom-alias", action="store_true", help=help)
 
 
 def parse_shifts(text: str) -> tuple[int, ...]:
@@ -239,6 +255,26 @@ def add_interpret_arguments(p: argparse.ArgumentParser) -> None:
     add_no_download_option(p, "never download track sheets")
 
 
+def add_window_region_option(p, *, required: bool = False) -> None:
+    """Add ``--region`` (``attribute``, ``ism``): the input window is centred on it.
+
+    ``p`` is a parser or a mutually exclusive group.
+    """
+    p.add_argument(
+        "--region",
+        required=required,
+        metavar="CHR:START-END",
+        help="region (1-based inclusive); the model's input window is centred on it",
+    )
+
+
+def add_array_format_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--format {h5,npz}`` for the array files of ``attribute`` and ``ism``."""
+    p.add_argument(
+        "--format", default="h5", choices=["h5", "npz"], help="array file format (default h5)"
+    )
+
+
 def read_out_from_args(args: argparse.Namespace, config, chrom: str, window_start: int):
     """``--gene/--gtf/--bins/--tss-width`` as a ``ReadOut`` for the window."""
     from ..interpret.readout import read_out_bins
@@ -252,3 +288,49 @@ def read_out_from_args(args: argparse.Namespace, config, chrom: str, window_star
         bins=args.bins,
         tss_width=args.tss_width,
     )
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """CONFIG, overrides and the options shared by ``train`` and ``finetune``."""
+    p.add_argument("config", metavar="CONFIG.yaml", help="YAML run description")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="configuration overrides, e.g. steps=1000 optim.lr=1e-4 data.kind=npz (write "
+        "them right after CONFIG.yaml, before any --option)",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved configuration as YAML and exit without training",
+    )
+    p.add_argument(
+        "--stop-at-step",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop after update N with a checkpoint (resume later by running again)",
+    )
+
+
+def resolve_run_config(args: argparse.Namespace, extra: list[str] | None = None) -> Any:
+    """The TrainConfig of CONFIG + overrides (+ ``extra`` overrides, applied last)."""
+    from ..train.config import load_config
+
+    return load_config(args.config, [*args.overrides, *(extra or [])])
+
+
+def execute_run(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Run (or just print) a resolved configuration; the command's summary."""
+    from ..train.config import config_to_dict, dump_config
+    from ..train.run import describe_run, run_training
+
+    if args.print_config:
+        return {"config": config_to_dict(config), "_text": dump_config(config).rstrip()}
+    summary = run_training(config, stop_at_step=args.stop_at_step)
+    if summary.get("rank", 0) == 0:
+        summary["_text"] = describe_run(summary)
+    else:  # rank 0 reports for the run
+        summary["_text"] = f"rank {summary['rank']}/{summary['world_size']} done"
+    return summary

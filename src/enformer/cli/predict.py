@@ -10,25 +10,21 @@ from . import options as opt
 
 log = logging.getLogger(__name__)
 
+HELP = "predict tracks for regions, a BED file, whole chromosomes or sequences"
+DESCRIPTION = """\
+Predict tracks and write them as one BigWig per track (genomic inputs) or as HDF5/NPZ arrays
+with coordinates. Long regions and whole chromosomes are tiled so that output bins abut
+exactly; chromosome ends are padded with N. A killed run resumes where it stopped when the same
+command is run again (finished tiles are checked against the genome's bases and recomputed if
+the FASTA changed). One run at a time per --out: a second run into a folder that a live run is
+writing is refused (exit 2). A folder holding the finished outputs of a run with other settings
+is refused unless --overwrite is given, which removes them first. Launch with `torchrun
+--nproc_per_node=N -m enformer predict ...` to share the work among processes."""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``predict``."""
-    p = sub.add_parser(
-        "predict",
-        help="predict tracks for regions, a BED file, whole chromosomes or sequences",
-        description=(
-            "Predict tracks and write them as one BigWig per track (genomic inputs) or as "
-            "HDF5/NPZ arrays with coordinates. Long regions and whole chromosomes are tiled so "
-            "that output bins abut exactly; chromosome ends are padded with N. A killed run "
-            "resumes where it stopped when the same command is run again (finished tiles are "
-            "checked against the genome's bases and recomputed if the FASTA changed). One run "
-            "at a time per --out: a second run into a folder that a live run is writing is "
-            "refused (exit 2). A folder holding the finished outputs of a run with other "
-            "settings is refused unless --overwrite is given, which removes them first. Launch "
-            "with `torchrun --nproc_per_node=N -m enformer predict ...` to share the work among "
-            "processes."
-        ),
-    )
+    p = opt.add_command(sub, "predict", HELP, DESCRIPTION)
     opt.add_weights_option(p)
     p.add_argument("--fasta", metavar="FASTA", help="indexed genome FASTA (plain or bgzip)")
     src = p.add_mutually_exclusive_group(required=True)
@@ -83,11 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         default="start",
         help="first bin of a region at its start, or on the genome-wide bin grid (default: start)",
     )
-    p.add_argument(
-        "--chrom-alias",
-        action="store_true",
-        help="map chromosome names that differ only by a 'chr' prefix (chr1/1, chrM/MT)",
-    )
+    opt.add_chrom_alias_option(p)
     opt.add_no_download_option(p, "never download track sheets")
     return p
 
@@ -111,6 +103,7 @@ def _check(args: argparse.Namespace, fmt: str) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Predict and write the files; return the summary."""
     from ..data.genome import Genome, read_fasta_sequences
+    from ..inference.reports import predict_summary, render_predict_summary
     from ..inference.tiling import read_regions
     from ..inference.writers import predict_to_files
 
@@ -152,40 +145,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if genome is not None:
             genome.close()
-    summary: dict[str, Any] = {
-        "out": result.out_dir, "format": fmt, "head": sel.head,
-        "files": [f.to_dict() for f in result.files], "settings": result.settings_path,
-        "units": result.units, "computed": result.computed, "reused": result.reused,
-        "mostly_n_windows": result.mostly_n,
-        "model_description": model.config.description or None,
-    }  # fmt: skip
-    if result.mostly_n:
-        summary["warnings"] = [
-            f"{result.mostly_n} of {result.computed} predicted window(s) are more than half N: "
-            "their predictions reflect little or no DNA sequence (an assembly gap?)"
-        ]
-    if result.world_size > 1:
-        summary.update(rank=result.rank, world_size=result.world_size)
-    summary["_text"] = _render(summary, result.rank)
+    summary = predict_summary(result, fmt, sel.head, model.config.description)
+    summary["_text"] = render_predict_summary(summary, result.rank)
     return summary
-
-
-def _render(s: dict[str, Any], rank: int) -> str:
-    if rank != 0:
-        return f"rank {rank}: predicted {s['computed']} unit(s); rank 0 writes the files"
-    lines = [
-        f"wrote {len(s['files'])} file(s) to {s['out']} ({s['units']} unit(s): "
-        f"{s['computed']} predicted, {s['reused']} reused from an interrupted run)"
-    ]
-    for f in s["files"]:
-        if f["format"] == "bigwig":
-            ident = f" {f['track_identifier']}" if f.get("track_identifier") else ""
-            lines.append(f"  {f['path']}  [{f['head']} track {f['track_index']}{ident}]")
-        else:
-            n = sum(len(v) for v in f.get("tracks", {}).values())
-            lines.append(f"  {f['path']}  [{n} track(s), {len(f.get('regions', []))} region(s)]")
-    lines.extend(f"warning: {w}" for w in s.get("warnings", []))
-    lines.append(f"settings: {s['settings']}")
-    if s.get("model_description"):
-        lines.append(f"model: {s['model_description']}")
-    return "\n".join(lines)

@@ -8,6 +8,7 @@ split (:mod:`enformer.train.metrics`).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ from .losses import get_loss
 from .metrics import PearsonR, TrackMetrics, per_assay_means
 from .step import Batch, LossFn, align_bins, autocast, head_output, to_device
 
-__all__ = ["EvalResult", "evaluate"]
+__all__ = ["EvalResult", "describe_report", "evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -194,3 +195,37 @@ def _reduce_eval(
         buffer = buffer.cuda()
     dist.all_reduce(buffer)
     return metric, buffer.cpu()
+
+
+def _fmt(value: float) -> str:
+    return "nan" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def describe_report(report: dict[str, Any]) -> str:
+    """The text table of an evaluation report: the totals, per assay, then per track.
+
+    ``report`` holds :meth:`EvalResult.summary`'s keys, ``per_track`` (from
+    :meth:`EvalResult.per_track`), ``split``, ``data`` and ``head``.
+    """
+    lines = [
+        f"{report['split']} split of {report['data']}: {report['sequences']} sequences, "
+        f"{report['tracks']} tracks of head {report['head']!r}",
+        f"loss {_fmt(report['loss'])}  mean Pearson r {_fmt(report['mean_r'])}  "
+        f"mean R2 {_fmt(report['mean_r2'])}",
+    ]
+    if report["by_assay"]:
+        lines.append("")
+        lines.append("assay      tracks  mean r")
+        counts: dict[str, int] = {}
+        for row in report["per_track"]:
+            counts[row.get("assay", "")] = counts.get(row.get("assay", ""), 0) + 1
+        for assay, value in report["by_assay"].items():
+            lines.append(f"{assay:<10} {counts.get(assay, 0):>6}  {_fmt(value)}")
+    lines.append("")
+    lines.append("track  r       R2       identifier  description")
+    for row in report["per_track"]:
+        lines.append(
+            f"{row['index']:>5}  {_fmt(row['pearson_r']):<7} {_fmt(row['r2']):<8} "
+            f"{row.get('identifier', ''):<11} {row.get('description', '')}"
+        )
+    return "\n".join(lines)

@@ -24,7 +24,14 @@ from .distributed import cleanup_distributed, init_distributed
 from .finetune import FinetuneSummary, prepare_finetune
 from .trainer import fit
 
-__all__ = ["RunData", "build_data", "build_model", "finetune_requested", "run_training"]
+__all__ = [
+    "RunData",
+    "build_data",
+    "build_model",
+    "describe_run",
+    "finetune_requested",
+    "run_training",
+]
 
 log = logging.getLogger(__name__)
 
@@ -205,3 +212,26 @@ def run_training(config: TrainConfig, *, stop_at_step: int | None = None) -> dic
             "frozen_batchnorm": ft.frozen_batchnorm,
         }
     return summary
+
+
+def describe_run(summary: dict[str, Any]) -> str:
+    """The text report of a :func:`run_training` summary (rank 0's)."""
+    state = "finished" if summary["finished"] else "stopped (resume by running again)"
+    lines = [f"{state} at update {summary['steps']} (epoch {summary['epochs']}) in "
+             f"{summary['run_dir']}"]  # fmt: skip
+    if summary.get("resumed_from") is not None:
+        lines.append(f"resumed from update {summary['resumed_from']}")
+    if summary.get("last_train_loss") is not None:
+        lines.append(f"last training loss {summary['last_train_loss']:.5f}")
+    last = summary.get("last_eval")
+    if last:
+        lines.append(f"validation: loss {last['loss']:.5f}, mean Pearson r {last['mean_r']:.4f}")
+        for assay, value in last.get("by_assay", {}).items():
+            lines.append(f"  {assay:<10} r {value:.4f}")
+    if summary.get("best_valid_mean_r") is not None:
+        lines.append(
+            f"best validation mean r {summary['best_valid_mean_r']:.4f} at update "
+            f"{summary['best_step']}" + (" (stopped early)" if summary["stopped_early"] else "")
+        )
+    lines.append("wrote: " + ", ".join(summary["files"]))
+    return "\n".join(lines)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..genome import numbered_lines
+from ..genome import numbered_lines, parse_start_end
 
 __all__ = ["TSS", "Gene", "Transcript", "find_gene", "read_gtf", "read_gtf_tss", "tss_table"]
 
@@ -208,12 +208,7 @@ def _rows(path: Path, chrom: str | None) -> Iterator[_Row]:
         where = f"{path}, line {number}"
         if len(fields) < 9:
             raise ValueError(f"{where}: expected 9 tab-separated GTF columns, got {len(fields)}")
-        try:
-            start, end = int(fields[3]), int(fields[4])
-        except ValueError:
-            raise ValueError(
-                f"{where}: start and end must be integers, got {fields[3]!r} and {fields[4]!r}"
-            ) from None
+        start, end = parse_start_end(fields[3], fields[4], where)
         if start < 1 or end < start:
             raise ValueError(f"{where}: need 1 <= start <= end, got {start}, {end}")
         attrs = _attributes(fields[8])

@@ -21,7 +21,7 @@ a :class:`Genome` is opened.
 from .fasta import chrom_sizes, read_fasta_sequences
 from .reference import Genome, GenomeWarning, Window
 from .regions import Interval, parse_region, read_bed
-from .textfiles import numbered_lines
+from .textfiles import numbered_lines, parse_start_end
 
 __all__ = [
     "Genome",
@@ -31,6 +31,7 @@ __all__ = [
     "chrom_sizes",
     "numbered_lines",
     "parse_region",
+    "parse_start_end",
     "read_bed",
     "read_fasta_sequences",
 ]

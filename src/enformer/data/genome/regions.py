@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .textfiles import numbered_lines
+from .textfiles import numbered_lines, parse_start_end
 
 __all__ = ["Interval", "as_int", "parse_region", "read_bed"]
 
@@ -231,12 +231,7 @@ def read_bed(path: str | os.PathLike[str]) -> list[Interval]:
                 f"{line!r}"
             )
         chrom = fields[0].strip()
-        try:
-            start, end = int(fields[1]), int(fields[2])
-        except ValueError:
-            raise ValueError(
-                f"{where}: start and end must be integers, got {fields[1]!r} and {fields[2]!r}"
-            ) from None
+        start, end = parse_start_end(fields[1], fields[2], where)
         if start < 0 or end < start:
             raise ValueError(
                 f"{where}: need 0 <= start <= end (BED is 0-based, half-open), "

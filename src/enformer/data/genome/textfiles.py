@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["numbered_lines", "open_text"]
+__all__ = ["numbered_lines", "open_text", "parse_start_end"]
 
 
 def _is_gzip(path: Path) -> bool:
@@ -38,3 +38,13 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise ValueError(f"{path} is not a text file (cannot decode as UTF-8): {err}") from err
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise ValueError(f"{path} is a corrupt or truncated gzip file: {err}") from err
+
+
+def parse_start_end(start: str, end: str, where: str) -> tuple[int, int]:
+    """The integer start and end columns of a line of ``where``; a one-line error otherwise."""
+    try:
+        return int(start), int(end)
+    except ValueError:
+        raise ValueError(
+            f"{where}: start and end must be integers, got {start!r} and {end!r}"
+        ) from None
