@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["h5", "npz", "parquet"], default="h5",
                    help="table format (default h5)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier run's embeddings (other settings) in --out")  # fmt: skip
+                   help="replace an earlier run's embeddings (other settings)")  # fmt: skip
     opt.add_rc_option(p, "average with the reverse complement's embedding (bins flipped back)")
     opt.add_batch_size_option(p, 1, "windows per forward pass")
     opt.add_device_option(p)

@@ -54,10 +54,10 @@ __all__ = [
     "sequence_inputs",
 ]
 
-logger = logging.getLogger(__name__)
-
 Pool = Literal["mean", "tss"]
 BinSpec = str | Sequence[int]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -198,10 +198,12 @@ def embed_to_files(
     input_length: int | None = None,
     identity: Mapping[str, Any] | None = None,
     settings: Mapping[str, Any] | None = None,
-    overwrite: bool = False,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> EmbeddingFiles:
     """Embed windows and write one table of rows (see the module docstring), resumably.
+
+    Windows finished by an earlier run with the same settings (``OUT/.work``) are reused.
 
     Parameters
     ----------
@@ -226,10 +228,10 @@ def embed_to_files(
         fingerprint, annotation file); part of the resume digest.
     settings : mapping, optional
         Extra settings recorded in ``enformer_embed.json`` (not part of the digest).
-    overwrite : bool, optional
-        Replace the outputs of an earlier finished run with other settings.
     progress : bool, optional
         Show a progress bar.
+    overwrite : bool, optional
+        Replace the outputs of an earlier finished run with other settings.
 
     Returns
     -------
