@@ -259,6 +259,26 @@ def test_resume_after_interruption_gives_the_same_file(model, tmp_path):
     assert a["embedding"].shape == (5 * 64, 2 * model.config.channels)
 
 
+def test_resume_recomputes_windows_whose_bases_changed(model, tmp_path, caplog):
+    L = model.config.sequence_length
+    seqs = [random_sequence(L, seed=s) for s in range(3)]
+    inputs = [EmbedInput(f"s{i}", lambda i=i: one_hot(seqs[i], dtype=np.uint8)) for i in range(3)]
+    out = tmp_path / "changed"
+    with pytest.raises(RuntimeError, match="killed"):
+        dying = [
+            *inputs[:2],
+            EmbedInput("s2", lambda: (_ for _ in ()).throw(RuntimeError("killed"))),
+        ]
+        embed_to_files(model, out, dying, format="npz", progress=False)
+    seqs[0] = random_sequence(L, seed=99)  # the FASTA changed under the same name
+    again = embed_to_files(model, out, inputs, format="npz", progress=False)
+    assert (again.reused, again.computed) == (1, 2)
+    assert "other bases" in caplog.text
+    table = read_embeddings(again.files[0])
+    np.testing.assert_allclose(table["embedding"], model_embed(model, seqs).reshape(-1, 96),
+                               atol=ATOL, rtol=0)  # fmt: skip
+
+
 def _sequences_file(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "bad.fa"
     path.write_text(text)
@@ -271,6 +291,9 @@ def _sequences_file(tmp_path: Path, text: str) -> Path:
         ("short", "is 100 bp but the model takes 2,048 bp"),
         ("letters", "bad.fa"),
         ("contig", "chrNope"),
+        ("off_chromosome", "centred outside chr1"),
+        ("vcf_contig", "chrNope"),
+        ("ref_mismatch", "v.vcf"),
         ("bins", "'middle' not understood"),
     ],
 )
@@ -282,6 +305,13 @@ def test_bad_input_exits_2_with_one_line(weights, fasta, tmp_path, capsys, case,
         argv = [*base, "--sequences", str(_sequences_file(tmp_path, ">a\n" + "AJ" * 1024 + "\n"))]
     elif case == "contig":
         argv = [*base, "--fasta", str(fasta), "--region", "chrNope:1-100"]
+    elif case == "off_chromosome":
+        argv = [*base, "--fasta", str(fasta), "--region", "chr1:300,000,001-300,000,100"]
+    elif case in ("vcf_contig", "ref_mismatch"):
+        row = "chrNope\t100\t.\tA\tG" if case == "vcf_contig" else "chr1\t14677\t.\tT\tA"
+        vcf = tmp_path / "v.vcf"
+        vcf.write_text(f"##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\n{row}\n")
+        argv = [*base, "--fasta", str(fasta), "--vcf", str(vcf)]
     else:
         region = "chr1:1,000,001-1,000,100"
         argv = [*base, "--fasta", str(fasta), "--region", region, "--bins", "middle"]

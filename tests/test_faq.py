@@ -1,4 +1,4 @@
-"""docs/faq.md: every code block is marked, and the mini-model blocks run and print what they say."""
+"""docs/faq.md: every code block is marked; the mini-model blocks run and print what they say."""
 
 from __future__ import annotations
 

@@ -265,22 +265,30 @@ def region_inputs(genome: Genome, regions: Sequence[Interval], length: int) -> l
 
     A region longer than the output span is embedded at its centre only (use ``enformer
     predict`` to tile long regions); its name is ``chrom:start-end`` (1-based, as samtools).
+
+    Raises
+    ------
+    ValueError
+        For an unknown chromosome or a region centred outside its chromosome.
     """
-    out = []
-    for r in regions:
-        chrom = genome.resolve_chrom(r.chrom)
-        start = (r.start + r.end) // 2 - length // 2
-        fetch = _genome_fetcher(genome, chrom, start, length)
-        out.append(EmbedInput(r.name or r.to_ucsc(), fetch, chrom=chrom, start=start))
-    return out
+    chroms = [genome.resolve_chrom(r.chrom) for r in regions]
+    outside = [r for r, c in zip(regions, chroms, strict=True) if r.center >= genome.chrom_sizes[c]]
+    if outside:
+        raise ValueError(
+            f"region {outside[0].to_ucsc()} is centred outside {outside[0].chrom} in "
+            f"{genome.path.name}; is the input on the same assembly?"
+        )
+    return [
+        EmbedInput(r.name or r.to_ucsc(), _genome_fetcher(genome, c, r.center, length), chrom=c,
+                   start=r.center - length // 2)
+        for r, c in zip(regions, chroms, strict=True)
+    ]  # fmt: skip
 
 
-def _genome_fetcher(
-    genome: Genome, chrom: str, start: int, length: int
-) -> Callable[[], np.ndarray]:
-    return lambda: one_hot(
-        genome.fetch(chrom, start, start + length), dtype=np.uint8, ambiguous="n"
-    )
+def _genome_fetcher(genome: Genome, chrom: str, center: int, length: int) -> Callable[[], Any]:
+    """The one-hot window of ``length`` bp centred on ``center`` (:meth:`Genome.window`)."""
+    window = genome.window
+    return lambda: one_hot(window(chrom, center, length).sequence, dtype=np.uint8, ambiguous="n")
 
 
 def sequence_inputs(records: Sequence[tuple[str, str]], length: int) -> list[EmbedInput]:
@@ -317,7 +325,7 @@ def embed_windows(
     engine: Engine,
     items: Sequence[EmbedInput],
     units: Sequence[int],
-    save: Callable[[int, dict[str, np.ndarray]], None],
+    save: Callable[[int, dict[str, np.ndarray], np.ndarray], None],
     *,
     geometry: OutputGeometry,
     chosen: np.ndarray,
@@ -325,17 +333,18 @@ def embed_windows(
     genes: Any = None,
     progress: bool = False,
 ) -> None:
-    """Embed ``items[u]`` for each ``u`` in ``units`` and hand each unit's rows to ``save``.
+    """Embed ``items[u]`` for each ``u`` in ``units``; call ``save(u, rows, onehot)``.
 
     ``engine`` must be in embedding mode and entered; ``genes`` is a
-    :class:`~enformer.data.annotation.TSSIndex` for ``pool='tss'``.
+    :class:`~enformer.data.annotation.TSSIndex` for ``pool='tss'``. ``onehot`` is the window
+    the rows were computed from (for a digest of what was read).
     """
     bar = progress_bar(len(units), "embed", progress, unit="window")
     with bar:
         for lo in range(0, len(units), engine.chunk_size):
             part = list(units[lo : lo + engine.chunk_size])
-            x = torch.from_numpy(np.stack([items[u].fetch() for u in part]))
-            emb = engine.run(x)[EMBEDDING]  # (n, bins, F)
+            windows = [items[u].fetch() for u in part]
+            emb = engine.run(torch.from_numpy(np.stack(windows)))[EMBEDDING]  # (n, bins, F)
             for j, u in enumerate(part):
-                save(u, _unit_rows(items[u], emb[j], geometry, chosen, pool, genes))
+                save(u, _unit_rows(items[u], emb[j], geometry, chosen, pool, genes), windows[j])
             bar.update(len(part))

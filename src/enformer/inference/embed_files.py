@@ -21,9 +21,11 @@ embedding  float32 ``(rows, features)``: HDF5 dataset / NPZ array ``embedding``;
 ``OUT/enformer_embed.json`` lists the file and the resolved settings; it is written last.
 
 Resuming: ``OUT/.work`` is a :class:`~enformer.io.jobdir.JobDir` holding one ``.npz`` per
-finished window and the settings' digest (model weights, inputs, bins, pooling, genes,
-reverse complement, dtype); the same command run again after a crash embeds only the missing
-windows. Batch size and device may change between runs. One run at a time per ``OUT``.
+finished window (with the digest of the bases it read) and the settings' digest (model weights,
+inputs, bins, pooling, genes, reverse complement, dtype); the same command run again after a
+crash embeds only the missing windows, and again any finished window whose bases changed (a
+replaced FASTA). Batch size and device may change between runs. One run at a time per
+``OUT``.
 """
 
 from __future__ import annotations
@@ -40,10 +42,16 @@ import numpy as np
 import torch
 
 from ..io.jobdir import JobDir
-from ..io.jobs import atomic_path, model_fingerprint, settings_digest, write_json_atomic
+from ..io.jobs import (
+    atomic_path,
+    model_fingerprint,
+    sequence_digest,
+    settings_digest,
+    write_json_atomic,
+)
 from ..model.geometry import output_geometry
 from .embed import BinSpec, EmbedInput, Pool, embed_bins, embed_windows
-from .engine import Engine
+from .engine import MOSTLY_N, Engine
 
 __all__ = ["EMBED_FORMATS", "EmbeddingFiles", "embed_to_files", "read_embeddings"]
 
@@ -127,6 +135,18 @@ def _claim(store: JobDir, out: Path, overwrite: bool) -> set[int]:
     return store.claim()
 
 
+def _fresh(store: JobDir, inputs: Sequence[EmbedInput], done: set[int]) -> set[int]:
+    """Of the finished windows, those whose bases are still what they were embedded from."""
+    stale = store.stale(sorted(done), lambda u: sequence_digest(inputs[u].fetch()))
+    if stale:
+        logger.warning(
+            "%d finished window(s) in %s were embedded from other bases than the inputs now "
+            "hold (was the FASTA replaced?); embedding them again", len(stale), store.unit_dir,
+        )  # fmt: skip
+        store.discard(stale)
+    return done - set(stale)
+
+
 def _gather(store: JobDir, n_units: int) -> dict[str, np.ndarray]:
     """Concatenate the units' rows in input order."""
     units = [store.load(u) for u in range(n_units)]
@@ -143,12 +163,12 @@ def _write_table(path: Path, fmt: str, table: Mapping[str, np.ndarray], meta: st
             import h5py
 
             with h5py.File(tmp, "w") as f:
-                for key in COLUMNS:
+                for key in (*COLUMNS, "embedding"):
                     col = table[key]
-                    f.create_dataset(key, data=col.astype(object) if col.dtype.kind == "U"
-                                     else col, dtype=h5py.string_dtype() if col.dtype.kind == "U"
-                                     else col.dtype)  # fmt: skip
-                f.create_dataset("embedding", data=table["embedding"])
+                    if col.dtype.kind == "U":  # variable-length UTF-8 strings
+                        f.create_dataset(key, data=col.astype(object), dtype=h5py.string_dtype())
+                    else:
+                        f.create_dataset(key, data=col)
                 f.attrs["settings"] = meta
         else:
             import pyarrow as pa
@@ -252,12 +272,23 @@ def embed_to_files(
     }  # fmt: skip
     store = JobDir(out / WORK_NAME, job, what=f"output directory {out}")
     done = _claim(store, out, overwrite)
-    todo = [u for u in range(len(inputs)) if u not in done]
     ok = False
     try:
+        done = _fresh(store, inputs, done)
+        todo = [u for u in range(len(inputs)) if u not in done]
+
+        def save(unit: int, rows: dict[str, np.ndarray], onehot: np.ndarray) -> None:
+            store.save(unit, rows, digest=sequence_digest(onehot))
+
         with engine:
-            embed_windows(engine, inputs, todo, store.save, geometry=geometry, chosen=chosen,
+            embed_windows(engine, inputs, todo, save, geometry=geometry, chosen=chosen,
                           pool=pool, genes=genes, progress=progress)  # fmt: skip
+        if engine.mostly_n:
+            logger.warning(
+                "%d of %d embedded window(s) are more than %d%% N: their embeddings reflect "
+                "little or no DNA sequence", engine.mostly_n, engine.inputs_seen,
+                int(100 * MOSTLY_N),
+            )  # fmt: skip
         table = _gather(store, len(inputs))
         resolved = {**dict(settings or {}), **job, "format": format, "settings_hash": store.hash,
                     "geometry": asdict(geometry), "columns": [*COLUMNS, "embedding"]}  # fmt: skip
