@@ -34,9 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--bins", default="all", metavar="all|center|I:J",
                    help="output bins to keep: all, center (bin n_bins//2, where a variant "
                    "sits) or a slice I:J (default all)")  # fmt: skip
-    p.add_argument("--pool", choices=["mean", "tss"],
-                   help="mean: average the chosen bins; tss: one row per gene with a TSS in "
-                   "the window, the mean over its TSS bins (needs --genes)")  # fmt: skip
+    p.add_argument(
+        "--pool",
+        choices=["mean", "tss"],
+        help="mean: average the chosen bins; tss: one row per gene with a TSS in "
+        "the window, the mean over its TSS bins (needs --genes; ignores --bins)",
+    )
     p.add_argument("--genes", metavar="GTF", help="gene annotation for --pool tss")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--format", choices=["h5", "npz", "parquet"], default="h5",

@@ -237,7 +237,7 @@ def _unit_rows(
         start, end = _span(item, geo, chosen, chosen)
     elif pool == "mean":
         vectors, bins = emb[chosen].mean(0, keepdims=True), np.array([-1])
-        start, end = _span(item, geo, chosen[:1], chosen[-1:])
+        start, end = _span(item, geo, chosen.min(keepdims=True), chosen.max(keepdims=True))
     else:
         found = genes.genes_in_window(item.chrom, int(item.start) + geo.offset, geo.n_bins,
                                       geo.bin_size)  # fmt: skip
