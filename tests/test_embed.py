@@ -158,6 +158,27 @@ def test_cli_fasta_sequences_equal_model_embed(model, weights, tmp_path, capsys,
     assert set(table["chrom"]) == {""} and table["start"][0] == output_geometry(model.config).offset
 
 
+def test_formats_hold_the_same_table_when_written_in_several_groups(model, tmp_path, monkeypatch):
+    from enformer.inference import embed_files
+
+    monkeypatch.setattr(embed_files, "GROUP_ROWS", 50)  # 3 windows x 64 bins: 4 groups
+    L = model.config.sequence_length
+    seqs = [random_sequence(L, seed=s) for s in (6, 7, 8)]
+    inputs = [
+        EmbedInput(f"s{i}", lambda s=s: one_hot(s, dtype=np.uint8)) for i, s in enumerate(seqs)
+    ]
+    tables = []
+    for fmt in ("npz", "h5", "parquet"):
+        result = embed_to_files(model, tmp_path / fmt, inputs, format=fmt, progress=False)
+        assert (result.rows, result.features) == (3 * 64, 2 * model.config.channels)
+        tables.append(read_embeddings(result.files[0]))
+    expected = model_embed(model, seqs).reshape(3 * 64, -1)
+    for table in tables:
+        np.testing.assert_allclose(table["embedding"], expected, atol=ATOL, rtol=0)
+        for key in ("name", "start", "end", "bin"):
+            assert table[key].tolist() == tables[0][key].tolist(), key
+
+
 def test_cli_pool_mean_equals_mean_of_model_embed(model, weights, fasta, genome, tmp_path, capsys):
     L = model.config.sequence_length
     out = tmp_path / "m"

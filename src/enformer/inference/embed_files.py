@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ EMBED_FORMATS: tuple[str, ...] = ("h5", "npz", "parquet")
 SETTINGS_NAME = "enformer_embed.json"
 WORK_NAME = ".work"
 COLUMNS = ("name", "allele", "chrom", "start", "end", "bin", "gene")
+GROUP_ROWS = 8192  # rows assembled at a time (8,192 x 3,072 float32 = 100 MB)
 
 
 @dataclass
@@ -147,39 +148,85 @@ def _fresh(store: JobDir, inputs: Sequence[EmbedInput], done: set[int]) -> set[i
     return done - set(stale)
 
 
-def _gather(store: JobDir, n_units: int) -> dict[str, np.ndarray]:
-    """Concatenate the units' rows in input order."""
-    units = [store.load(u) for u in range(n_units)]
-    return {k: np.concatenate([u[k] for u in units]) for k in (*COLUMNS, "embedding")}
+def _groups(store: JobDir, n_units: int) -> Iterator[dict[str, np.ndarray]]:
+    """The units' rows in input order, in groups of about :data:`GROUP_ROWS` rows."""
+    pending: list[dict[str, np.ndarray]] = []
+    rows = 0
+    for unit in range(n_units):
+        pending.append(store.load(unit))
+        rows += len(pending[-1]["bin"])
+        if rows >= GROUP_ROWS or unit == n_units - 1:
+            yield {k: np.concatenate([p[k] for p in pending]) for k in (*COLUMNS, "embedding")}
+            pending, rows = [], 0
 
 
-def _write_table(path: Path, fmt: str, table: Mapping[str, np.ndarray], meta: str) -> None:
-    """Write the rows atomically in ``fmt``; ``meta`` is the settings JSON text."""
+def _h5_append(f: Any, group: Mapping[str, np.ndarray]) -> None:
+    """Append a group of rows to the HDF5 file's resizable datasets (created on first use)."""
+    import h5py
+
+    for key in (*COLUMNS, "embedding"):
+        col = group[key]
+        if key not in f:
+            text = col.dtype.kind == "U"  # variable-length UTF-8 strings
+            width = col.shape[1:]
+            chunk_rows = max(1, min(GROUP_ROWS, 2**20 // int(np.prod(width, dtype=np.int64))))
+            f.create_dataset(key, shape=(0, *width), maxshape=(None, *width),
+                             dtype=h5py.string_dtype() if text else col.dtype,
+                             chunks=(chunk_rows, *width))  # fmt: skip
+        ds = f[key]
+        start = ds.shape[0]
+        ds.resize(start + len(col), axis=0)
+        ds[start:] = col.astype(object) if col.dtype.kind == "U" else col
+
+
+def _arrow_table(group: Mapping[str, np.ndarray], meta: str) -> Any:
+    import pyarrow as pa
+
+    emb = group["embedding"]
+    flat = pa.array(emb.reshape(-1), type=pa.float32())
+    cols = {k: pa.array(group[k].tolist(), type=pa.string() if group[k].dtype.kind == "U"
+                        else pa.int64()) for k in COLUMNS}  # fmt: skip
+    cols["embedding"] = pa.FixedSizeListArray.from_arrays(flat, emb.shape[1])
+    return pa.table(cols).replace_schema_metadata({"enformer": meta})
+
+
+def _write_table(path: Path, fmt: str, store: JobDir, n_units: int, meta: str) -> tuple[int, int]:
+    """Write the units' rows atomically as one table in ``fmt``; return (rows, features).
+
+    HDF5 and Parquet are written group by group, so memory stays bounded; NPZ holds the
+    whole table in memory once. ``meta`` is the settings JSON text.
+    """
+    rows, features = 0, 0
     with atomic_path(path) as tmp:
         if fmt == "npz":
+            parts = list(_groups(store, n_units))
+            table = {k: np.concatenate([p[k] for p in parts]) for k in (*COLUMNS, "embedding")}
             with open(tmp, "wb") as fh:
                 np.savez(fh, **table, settings=np.array(meta))
-        elif fmt == "h5":
+            rows, features = table["embedding"].shape
+            return int(rows), int(features)
+        if fmt == "h5":
             import h5py
 
             with h5py.File(tmp, "w") as f:
-                for key in (*COLUMNS, "embedding"):
-                    col = table[key]
-                    if col.dtype.kind == "U":  # variable-length UTF-8 strings
-                        f.create_dataset(key, data=col.astype(object), dtype=h5py.string_dtype())
-                    else:
-                        f.create_dataset(key, data=col)
+                for group in _groups(store, n_units):
+                    _h5_append(f, group)
+                    rows, features = rows + len(group["bin"]), group["embedding"].shape[1]
                 f.attrs["settings"] = meta
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+            return rows, features
+        import pyarrow.parquet as pq
 
-            emb = table["embedding"]
-            flat = pa.array(emb.reshape(-1), type=pa.float32())
-            cols = {k: pa.array(table[k].tolist()) for k in COLUMNS}
-            cols["embedding"] = pa.FixedSizeListArray.from_arrays(flat, emb.shape[1])
-            arrow = pa.table(cols).replace_schema_metadata({"enformer": meta})
-            pq.write_table(arrow, tmp)
+        writer = None
+        try:
+            for group in _groups(store, n_units):
+                arrow = _arrow_table(group, meta)
+                writer = writer or pq.ParquetWriter(tmp, arrow.schema)
+                writer.write_table(arrow)
+                rows, features = rows + len(group["bin"]), group["embedding"].shape[1]
+        finally:
+            if writer is not None:
+                writer.close()
+    return rows, features
 
 
 def read_embeddings(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -289,18 +336,18 @@ def embed_to_files(
                 "little or no DNA sequence", engine.mostly_n, engine.inputs_seen,
                 int(100 * MOSTLY_N),
             )  # fmt: skip
-        table = _gather(store, len(inputs))
         resolved = {**dict(settings or {}), **job, "format": format, "settings_hash": store.hash,
                     "geometry": asdict(geometry), "columns": [*COLUMNS, "embedding"]}  # fmt: skip
         path = out / f"embeddings.{format}"
-        _write_table(path, format, table, json.dumps(resolved, sort_keys=True))
+        rows, features = _write_table(
+            path, format, store, len(inputs), json.dumps(resolved, sort_keys=True)
+        )
         settings_path = out / SETTINGS_NAME
         write_json_atomic(settings_path, {"settings": resolved, "files": [str(path)]})
         store.remove()
         ok = True
     finally:  # a run that failed before finishing a window leaves nothing behind
         store.release(discard=not ok and not store.done())
-    logger.info("wrote %d embedding row(s) to %s", len(table["bin"]), path)
-    rows, features = table["embedding"].shape
+    logger.info("wrote %d embedding row(s) to %s", rows, path)
     return EmbeddingFiles(str(out), [str(path)], str(settings_path), rows, features,
                           len(inputs), len(todo), len(done))  # fmt: skip
