@@ -179,6 +179,23 @@ def test_formats_hold_the_same_table_when_written_in_several_groups(model, tmp_p
             assert table[key].tolist() == tables[0][key].tolist(), key
 
 
+def test_cli_rc_averages_with_the_flipped_reverse_complement(model, weights, tmp_path, capsys):
+    L = model.config.sequence_length
+    seq = random_sequence(L, seed=11)
+    path = tmp_path / "one.fa"
+    path.write_text(f">one\n{seq}\n")
+    out = tmp_path / "rc"
+    argv = ["embed", "--weights", str(weights), "--sequences", str(path), "--rc",
+            "--bins", "0:3", "--format", "npz", "--out", str(out)]  # fmt: skip
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    fwd = model_embed(model, [seq])[0]
+    rev = model_embed(model, one_hot([seq])[:, ::-1, ::-1].copy())[0, ::-1]
+    table = read_embeddings(out / "embeddings.npz")
+    np.testing.assert_allclose(table["embedding"], ((fwd + rev) / 2)[0:3], atol=ATOL, rtol=0)
+    assert json.loads((out / "enformer_embed.json").read_text())["settings"]["rc"] is True
+
+
 def test_cli_pool_mean_equals_mean_of_model_embed(model, weights, fasta, genome, tmp_path, capsys):
     L = model.config.sequence_length
     out = tmp_path / "m"
