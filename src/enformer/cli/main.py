@@ -27,6 +27,7 @@ COMMANDS = {
     "info": "info",
     "convert": "convert",
     "predict": "predict",
+    "embed": "embed",
     "score": "score",
     "train": "train",
     "evaluate": "evaluate",

@@ -5,6 +5,8 @@
 * :func:`plan_tiles` / :func:`predict_tiles` -- tilings whose output bins abut exactly.
 * :func:`predict_to_files` -- a resumable, optionally multi-process job writing BigWig, HDF5
   or NPZ files.
+* :func:`embed` / :func:`embed_to_files` -- the trunk embedding (``model.embed``) at chosen
+  bins or pooled, as arrays or as a resumable job writing one HDF5/NPZ/Parquet table.
 * :func:`select_tracks` / :func:`track_sheet_for` -- the one way to say which tracks to keep
   (syntax in :mod:`enformer.inference.selection`) and to find the sheet that names them;
   :class:`PredictOptions` holds the prediction settings a command line gives.
@@ -12,6 +14,8 @@
 
 from .distributed import DistributedContext
 from ..model.geometry import OutputGeometry, output_geometry
+from .embed import EmbedInput, embed
+from .embed_files import EmbeddingFiles, embed_to_files, read_embeddings
 from .engine import Engine
 from .options import PredictOptions
 from .predict import Prediction, predict
@@ -21,6 +25,8 @@ from .writers import OutputFile, PredictionFiles, predict_to_files
 
 __all__ = [
     "DistributedContext",
+    "EmbedInput",
+    "EmbeddingFiles",
     "Engine",
     "OutputFile",
     "OutputGeometry",
@@ -31,11 +37,14 @@ __all__ = [
     "TilePlan",
     "TiledRegion",
     "TrackSelection",
+    "embed",
+    "embed_to_files",
     "output_geometry",
     "plan_tiles",
     "predict",
     "predict_tiles",
     "predict_to_files",
+    "read_embeddings",
     "select_for_weights",
     "select_tracks",
     "track_sheet_for",

@@ -36,11 +36,14 @@ import torch
 from ..model.config import EnformerConfig
 from ..runtime import parse_device
 
-__all__ = ["MOSTLY_N", "Engine", "check_onehot", "check_shifts", "max_shift"]
+__all__ = ["EMBEDDING", "MOSTLY_N", "Engine", "check_onehot", "check_shifts", "max_shift"]
 
 # An input window with more than this share of N is reported: its predictions reflect
 # (almost) no sequence, e.g. a window inside an assembly gap.
 MOSTLY_N = 0.5
+
+EMBEDDING = "embedding"
+"""Key of :meth:`Engine.run`'s result in embedding mode: the trunk output ``model.embed``."""
 
 
 # --------------------------------------------------------------------------------------
@@ -85,6 +88,11 @@ class Engine:
         Device to run on; default the model's.
     dtype : torch.dtype, optional
         Autocast dtype (e.g. ``torch.bfloat16`` on CUDA); ``None`` runs in the model's dtype.
+    embedding : bool, optional
+        Run the trunk only (``model.embed``) and return its ``(n, bins, features)`` output
+        under the key :data:`EMBEDDING` instead of head outputs; ``heads`` and ``tracks``
+        are then ignored (pass ``()`` and ``{}``). Reverse-complement copies have their bin
+        axis flipped back; features are not permuted.
     """
 
     def __init__(
@@ -99,20 +107,23 @@ class Engine:
         batch_size: int = 1,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
+        embedding: bool = False,
     ) -> None:
         if int(batch_size) < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.config: EnformerConfig = model.config
-        self.heads = list(heads)
+        self.embedding = bool(embedding)
+        self.heads = [EMBEDDING] if self.embedding else list(heads)
         self.rc = bool(rc)
         self.shifts = check_shifts(shifts, self.config.bin_size)
         self.margin = max(abs(s) for s in self.shifts)
         self.batch_size = int(batch_size)
         self.device = _as_device(device, model)
         self.dtype = dtype
-        self._tracks = {h: [int(i) for i in tracks[h]] for h in self.heads}
-        self._pairs = {h: (strand_pairs or {}).get(h) for h in self.heads}
+        chosen = () if self.embedding else self.heads
+        self._tracks = {h: [int(i) for i in tracks[h]] for h in chosen}
+        self._pairs = {h: (strand_pairs or {}).get(h) for h in chosen}
         self._index: dict[str, torch.Tensor] = {}
         self._rc_index: dict[str, torch.Tensor] = {}
         self._saved: tuple[bool, torch.device | None] | None = None
@@ -142,7 +153,7 @@ class Engine:
             if original != self.device:
                 model.to(self.device)
             model.eval()
-            for head in self.heads:
+            for head in self._tracks:
                 idx = torch.as_tensor(self._tracks[head], dtype=torch.long)
                 pairs = self._pairs[head]
                 rc_idx = idx if pairs is None else torch.as_tensor(np.asarray(pairs))[idx]
@@ -207,7 +218,7 @@ class Engine:
                 for j, s, flip in part:
                     x = x_all[j, m + s : m + s + length]  # (L, 4)
                     batch.append(torch.flip(x, dims=(0, 1)) if flip else x)
-                out = self.model(torch.stack(batch))  # {head: (b, bins, T)}
+                out = self._forward(torch.stack(batch))  # {head: (b, bins, T)}
                 for flip in _flips(self.rc):
                     rows = [r for r, job in enumerate(part) if job[2] == flip]
                     if not rows:
@@ -216,11 +227,7 @@ class Engine:
                     inputs_t = torch.tensor([part[r][0] for r in rows], device=self.device)
                     for head in self.heads:
                         y = out[head].index_select(0, rows_t)  # (r, bins, T)
-                        if flip:  # back to forward-strand tracks and bins
-                            y = torch.flip(y.index_select(2, self._rc_index[head]), dims=(1,))
-                        else:
-                            y = y.index_select(2, self._index[head])
-                        y = y.float()  # (r, bins, k)
+                        y = self._oriented(head, y, flip).float()  # (r, bins, k)
                         if head not in sums:
                             sums[head] = torch.zeros(
                                 (n, *y.shape[1:]), dtype=torch.float32, device=self.device
@@ -230,6 +237,20 @@ class Engine:
             head: (total / self.copies).cpu().numpy().astype(np.float32, copy=False)
             for head, total in sums.items()
         }
+
+    def _forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Head outputs, or in embedding mode the trunk output under :data:`EMBEDDING`."""
+        if self.embedding:
+            return {EMBEDDING: self.model.embed(x)}  # (b, bins, F)
+        return self.model(x)
+
+    def _oriented(self, head: str, y: torch.Tensor, flip: bool) -> torch.Tensor:
+        """Chosen tracks of one head's ``(r, bins, T)`` output, in forward-strand order."""
+        if self.embedding:
+            return torch.flip(y, dims=(1,)) if flip else y
+        if flip:  # back to forward-strand tracks and bins
+            return torch.flip(y.index_select(2, self._rc_index[head]), dims=(1,))
+        return y.index_select(2, self._index[head])
 
 
 def check_onehot(x: torch.Tensor) -> None:
