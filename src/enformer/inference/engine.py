@@ -35,6 +35,7 @@ import torch
 
 from ..model.config import EnformerConfig
 from ..runtime import parse_device
+from .selection import HeadSelection
 
 __all__ = ["MOSTLY_N", "Engine", "check_onehot", "check_shifts", "max_shift"]
 
@@ -121,6 +122,46 @@ class Engine:
         self.last_n_fraction = np.zeros(0, dtype=np.float32)
         self.inputs_seen = 0
         self.mostly_n = 0
+
+    @classmethod
+    def for_selection(
+        cls,
+        model: torch.nn.Module,
+        selection: HeadSelection,
+        *,
+        rc: bool = False,
+        shifts: Sequence[int] = (0,),
+        batch_size: int = 1,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Engine:
+        """An engine for the heads, tracks and strand pairs of a resolved request.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            As for :class:`Engine`.
+        selection : HeadSelection
+            From :func:`~enformer.inference.selection.resolve_selection`.
+        rc, shifts, batch_size, device, dtype
+            As for :class:`Engine`.
+
+        Returns
+        -------
+        Engine
+            Not yet entered.
+        """
+        return cls(
+            model,
+            heads=selection.heads,
+            tracks=selection.indices,
+            strand_pairs=selection.strand_pairs,
+            rc=rc,
+            shifts=shifts,
+            batch_size=batch_size,
+            device=device,
+            dtype=dtype,
+        )
 
     @property
     def copies(self) -> int:
