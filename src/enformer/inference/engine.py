@@ -125,15 +125,7 @@ class Engine:
 
     @classmethod
     def for_selection(
-        cls,
-        model: torch.nn.Module,
-        selection: HeadSelection,
-        *,
-        rc: bool = False,
-        shifts: Sequence[int] = (0,),
-        batch_size: int = 1,
-        device: str | torch.device | None = None,
-        dtype: torch.dtype | None = None,
+        cls, model: torch.nn.Module, selection: HeadSelection, **options: Any
     ) -> Engine:
         """An engine for the heads, tracks and strand pairs of a resolved request.
 
@@ -143,25 +135,17 @@ class Engine:
             As for :class:`Engine`.
         selection : HeadSelection
             From :func:`~enformer.inference.selection.resolve_selection`.
-        rc, shifts, batch_size, device, dtype
-            As for :class:`Engine`.
+        **options
+            The other keywords of :class:`Engine` (``rc``, ``shifts``, ``batch_size``,
+            ``device``, ``dtype``).
 
         Returns
         -------
         Engine
             Not yet entered.
         """
-        return cls(
-            model,
-            heads=selection.heads,
-            tracks=selection.indices,
-            strand_pairs=selection.strand_pairs,
-            rc=rc,
-            shifts=shifts,
-            batch_size=batch_size,
-            device=device,
-            dtype=dtype,
-        )
+        heads, tracks, _, pairs = selection
+        return cls(model, heads=heads, tracks=tracks, strand_pairs=pairs, **options)
 
     @property
     def copies(self) -> int:

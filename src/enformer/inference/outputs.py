@@ -461,12 +461,8 @@ def _assemble_array_regions(
         for head, idx in tracks.items():
             yield _Member(f"{head}/values", np.float32, (total, len(idx)), lambda h=head: values(h))
         for name, dtype in _bin_dtypes(chrom_dtype).items():
-            yield _Member(
-                name,
-                dtype,
-                (total,),
-                lambda n=name: (_bin_columns(t, plan, sizes, chrom_dtype)[n] for t in plan),
-            )
+            column = (lambda n=name: (_bin_columns(t, plan, sizes, chrom_dtype)[n] for t in plan))
+            yield _Member(name, dtype, (total,), column)
 
     tables = {**_region_tables(plan), **_track_tables(tracks, identifiers)}
     try:

@@ -390,11 +390,8 @@ class HeadSelection(NamedTuple):
 
 
 def resolve_selection(
-    config: EnformerConfig,
-    head: str | Sequence[str] | None,
-    tracks: Any = None,
-    track_sheet: Any = None,
-    strand_pairs: Any = None,
+    config: EnformerConfig, head: str | Sequence[str] | None, tracks: Any, track_sheet: Any,
+    strand_pairs: Any,
 ) -> HeadSelection:
     """Resolve the heads, tracks and strand pairs of a prediction request at once.
 
