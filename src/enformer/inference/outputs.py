@@ -436,73 +436,6 @@ def _write_array_file(
             writer.close()
 
 
-def _assemble_array_regions(
-    final: Path,
-    fmt: str,
-    store: Units,
-    plan: TilePlan,
-    sizes: Mapping[str, int],
-    tracks: Mapping[str, list[int]],
-    identifiers: Mapping[str, list[str]],
-    settings: Mapping[str, Any],
-    progress: bool,
-) -> None:
-    total = plan.total_bins
-    bar = progress_bar(len(plan) * len(tracks), fmt, progress, unit="tile")
-
-    def values(head: str) -> Iterator[np.ndarray]:
-        for tile in plan:
-            yield store.load(tile.index)[head]
-            bar.update()
-
-    def members(chrom_kind: str) -> Iterator[_Member]:
-        width = max(len(c.encode() if chrom_kind == "S" else c) for c in sizes)
-        chrom_dtype = np.dtype(f"{'S' if chrom_kind == 'S' else '<U'}{width}")
-        for head, idx in tracks.items():
-            yield _Member(f"{head}/values", np.float32, (total, len(idx)), lambda h=head: values(h))
-        for name, dtype in _bin_dtypes(chrom_dtype).items():
-            column = (lambda n=name: (_bin_columns(t, plan, sizes, chrom_dtype)[n] for t in plan))
-            yield _Member(name, dtype, (total,), column)
-
-    tables = {**_region_tables(plan), **_track_tables(tracks, identifiers)}
-    try:
-        _write_array_file(final, fmt, "regions", plan.geometry.bin_size, settings, tables, members)
-    finally:
-        bar.close()
-
-
-def _assemble_sequences(
-    final: Path,
-    fmt: str,
-    store: Units,
-    names: list[str],
-    geometry: OutputGeometry,
-    tracks: Mapping[str, list[int]],
-    identifiers: Mapping[str, list[str]],
-    settings: Mapping[str, Any],
-) -> None:
-    n, bins = len(names), geometry.n_bins
-    starts = geometry.offset + np.arange(bins, dtype=np.int64) * geometry.bin_size
-    small = {
-        "names": np.array(names, dtype=str),
-        "bins/start": starts,
-        "bins/end": starts + geometry.bin_size,
-        **_track_tables(tracks, identifiers),
-    }
-
-    def members(chrom_kind: str) -> Iterator[_Member]:
-        del chrom_kind  # sequences have no chromosomes
-        for head, idx in tracks.items():
-            yield _Member(
-                f"{head}/values",
-                np.float32,
-                (n, bins, len(idx)),
-                lambda h=head: (store.load(i)[h][None] for i in range(n)),
-            )
-
-    _write_array_file(final, fmt, "sequences", geometry.bin_size, settings, small, members)
-
-
 def planned_names(fmt: str, layout: ArrayLayout) -> list[str]:
     """Names (in the output directory) of the files a job in format ``fmt`` writes."""
     if fmt != "bigwig":
@@ -551,15 +484,34 @@ def assemble_regions(
     list of OutputFile
         The files written.
     """
-    _, indices, identifiers = layout
+    _, tracks, identifiers = layout
     if fmt == "bigwig":
-        return _assemble_bigwig(out, store, plan, sizes, indices, identifiers, progress)
+        return _assemble_bigwig(out, store, plan, sizes, tracks, identifiers, progress)
     final = out / f"predictions.{fmt}"
-    _assemble_array_regions(
-        final, fmt, store, plan, sizes, indices, identifiers, settings, progress
-    )
+    total = plan.total_bins
+    bar = progress_bar(len(plan) * len(tracks), fmt, progress, unit="tile")
+
+    def values(head: str) -> Iterator[np.ndarray]:
+        for tile in plan:
+            yield store.load(tile.index)[head]
+            bar.update()
+
+    def members(chrom_kind: str) -> Iterator[_Member]:
+        width = max(len(c.encode() if chrom_kind == "S" else c) for c in sizes)
+        chrom_dtype = np.dtype(f"{'S' if chrom_kind == 'S' else '<U'}{width}")
+        for head, idx in tracks.items():
+            yield _Member(f"{head}/values", np.float32, (total, len(idx)), lambda h=head: values(h))
+        for name, dtype in _bin_dtypes(chrom_dtype).items():
+            column = (lambda n=name: (_bin_columns(t, plan, sizes, chrom_dtype)[n] for t in plan))
+            yield _Member(name, dtype, (total,), column)
+
+    tables = {**_region_tables(plan), **_track_tables(tracks, identifiers)}
+    try:
+        _write_array_file(final, fmt, "regions", plan.geometry.bin_size, settings, tables, members)
+    finally:
+        bar.close()
     labels = [r.label() for r in plan.regions]
-    return [_array_file_entry(final, fmt, indices, identifiers, labels)]
+    return [_array_file_entry(final, fmt, tracks, identifiers, labels)]
 
 
 def assemble_sequences(
@@ -592,7 +544,26 @@ def assemble_sequences(
     list of OutputFile
         The file written.
     """
-    geometry, indices, identifiers = layout
+    geometry, tracks, identifiers = layout
     final = out / f"predictions.{fmt}"
-    _assemble_sequences(final, fmt, store, names, geometry, indices, identifiers, settings)
-    return [_array_file_entry(final, fmt, indices, identifiers, names)]
+    n, bins = len(names), geometry.n_bins
+    starts = geometry.offset + np.arange(bins, dtype=np.int64) * geometry.bin_size
+    small = {
+        "names": np.array(names, dtype=str),
+        "bins/start": starts,
+        "bins/end": starts + geometry.bin_size,
+        **_track_tables(tracks, identifiers),
+    }
+
+    def members(chrom_kind: str) -> Iterator[_Member]:
+        del chrom_kind  # sequences have no chromosomes
+        for head, idx in tracks.items():
+            yield _Member(
+                f"{head}/values",
+                np.float32,
+                (n, bins, len(idx)),
+                lambda h=head: (store.load(i)[h][None] for i in range(n)),
+            )
+
+    _write_array_file(final, fmt, "sequences", geometry.bin_size, settings, small, members)
+    return [_array_file_entry(final, fmt, tracks, identifiers, names)]
