@@ -248,9 +248,7 @@ def test_engine_for_selection_keeps_the_request(config, sheet):
     # The selection's strand pairs reach the engine: reverse-complement copies read track 1's
     # partner (track 0), so column 1 differs from an engine without pairs; track 7 is unpaired.
     torch.manual_seed(0)
-    x = torch.nn.functional.one_hot(
-        torch.randint(0, 4, (1, config.sequence_length + 2)), 4
-    ).float()
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (1, config.sequence_length + 2)), 4).float()
     unpaired = Engine(
         model, heads=["human"], tracks={"human": [7, 1]}, rc=True, shifts=(0, 1), batch_size=4
     )

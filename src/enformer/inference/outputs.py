@@ -41,6 +41,7 @@ import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -496,14 +497,17 @@ def assemble_regions(
             yield store.load(tile.index)[head]
             bar.update()
 
+    def column(name: str, chrom_dtype: np.dtype) -> Iterator[np.ndarray]:
+        for tile in plan:
+            yield _bin_columns(tile, plan, sizes, chrom_dtype)[name]
+
     def members(chrom_kind: str) -> Iterator[_Member]:
         width = max(len(c.encode() if chrom_kind == "S" else c) for c in sizes)
         chrom_dtype = np.dtype(f"{'S' if chrom_kind == 'S' else '<U'}{width}")
         for head, idx in tracks.items():
-            yield _Member(f"{head}/values", np.float32, (total, len(idx)), lambda h=head: values(h))
+            yield _Member(f"{head}/values", np.float32, (total, len(idx)), partial(values, head))
         for name, dtype in _bin_dtypes(chrom_dtype).items():
-            column = (lambda n=name: (_bin_columns(t, plan, sizes, chrom_dtype)[n] for t in plan))
-            yield _Member(name, dtype, (total,), column)
+            yield _Member(name, dtype, (total,), partial(column, name, chrom_dtype))
 
     tables = {**_region_tables(plan), **_track_tables(tracks, identifiers)}
     try:

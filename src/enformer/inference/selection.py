@@ -390,7 +390,10 @@ class HeadSelection(NamedTuple):
 
 
 def resolve_selection(
-    config: EnformerConfig, head: str | Sequence[str] | None, tracks: Any, track_sheet: Any,
+    config: EnformerConfig,
+    head: str | Sequence[str] | None,
+    tracks: Any,
+    track_sheet: Any,
     strand_pairs: Any,
 ) -> HeadSelection:
     """Resolve the heads, tracks and strand pairs of a prediction request at once.
