@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from enformer.inference.distributed import DistributedContext
@@ -42,4 +44,26 @@ def test_blank_is_unset_and_junk_is_named(clean_env):
 def test_inference_and_training_share_the_reader(clean_env, join):
     clean_env.setenv("WORLD_SIZE", "2x")
     with pytest.raises(ValueError, match=r"WORLD_SIZE='2x' is not an integer"):
+        join()
+
+
+def test_one_process_environment_object(clean_env):
+    from enformer.runtime import ProcessEnv, join_process_group
+    from enformer.train.distributed import DistEnv
+
+    alone = join_process_group("gloo", datetime.timedelta(seconds=1))
+    assert alone == ProcessEnv() and alone.is_main and not alone.distributed
+    alone.close()  # nothing was joined: a no-op
+    ctx, env = DistributedContext.from_env(), init_distributed("cpu")
+    assert isinstance(ctx, ProcessEnv) and isinstance(env, ProcessEnv)
+    assert (ctx.rank, ctx.world_size, ctx.initialised_here) == (0, 1, False)
+    assert isinstance(env, DistEnv) and str(env.device) == "cpu" and not env.distributed
+    assert ctx.shard(list(range(5))) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("join", [DistributedContext.from_env, init_distributed])
+def test_rank_outside_the_world_is_named_before_joining(clean_env, join):
+    clean_env.setenv("WORLD_SIZE", "2")
+    clean_env.setenv("RANK", "5")
+    with pytest.raises(ValueError, match=r"^RANK=5 is outside 0\.\.1 \(WORLD_SIZE=2\)$"):
         join()

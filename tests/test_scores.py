@@ -241,3 +241,19 @@ def test_shared_gtf(shared_data: Path):
     assert len(genes) == 377
     assert set(genes["strand"]) == {"+", "-"}
     assert genes["gene_id"].is_unique
+
+
+def test_statistics_share_checks_and_documented_parameters():
+    import inspect
+
+    for name, func in S.SCORE_FUNCTIONS.items():
+        assert list(inspect.signature(func).parameters)[:2] == ["ref", "alt"], name
+        doc = inspect.getdoc(func)
+        assert "Parameters\n----------\nref, alt : numpy.ndarray" in doc, name
+        assert "Returns\n-------\nnumpy.ndarray" in doc, name
+        with pytest.raises(ValueError, match=r"^ref and alt must have the same shape"):
+            func(np.zeros((3, 2)), np.zeros((4, 2)))
+        with pytest.raises(ValueError, match=r"^predictions must have shape \(\.\.\., bins"):
+            func(np.zeros(3), np.zeros(3))
+        # integer predictions are scored in floating point (float64 for int64 inputs)
+        assert func(R.astype(np.int64), A.astype(np.int64)).dtype == np.float64, name

@@ -13,8 +13,11 @@ import pytest
 
 from enformer.data.tracks import TrackSheet, TrackSheetNotFound
 from enformer.inference.selection import (
+    HeadSelection,
     default_head,
     resolve_heads,
+    resolve_selection,
+    resolve_strand_pairs,
     resolve_tracks,
     select_for_weights,
     select_tracks,
@@ -210,3 +213,49 @@ def test_select_for_weights_needs_a_sheet_only_for_names(config, tmp_path, monke
     assert select_for_weights(weights, config, "1").sheet is None
     with pytest.raises(ValueError, match="has 5 tracks but head 'human' outputs 8"):
         select_for_weights(weights, config, "assay:CAGE")
+
+
+def test_resolve_selection_is_the_three_resolvers_at_once(config, sheet):
+    sel = resolve_selection(config, "human", "assay:CAGE", sheet, None)
+    assert isinstance(sel, HeadSelection)
+    assert sel.heads == ["human"]
+    assert sel.indices == {"human": [0, 1, 7]}
+    assert sel.identifiers == {"human": ["CNhs1+", "CNhs1-", "ENCFF006"]}
+    # the sheet pairs tracks 0 and 1 (the rest with themselves)
+    np.testing.assert_array_equal(sel.strand_pairs["human"], [1, 0, 2, 3, 4, 5, 6, 7])
+    heads = resolve_heads(None, config)
+    indices, identifiers = resolve_tracks(config, heads, {"mouse": [2, 0]}, None)
+    pairs = resolve_strand_pairs(config, heads, None, None)
+    both = resolve_selection(config, None, {"mouse": [2, 0]}, None, None)
+    assert both.heads == heads == ["human", "mouse"]
+    assert both.indices == indices and both.indices["mouse"] == [2, 0]
+    assert both.identifiers == identifiers == {}
+    assert both.strand_pairs == pairs == {"human": None, "mouse": None}
+
+
+def test_engine_for_selection_keeps_the_request(config, sheet):
+    import torch
+
+    from enformer.inference.engine import Engine
+    from enformer.model import Enformer
+
+    model = Enformer(config)
+    sel = resolve_selection(config, "human", [7, 1], sheet, None)
+    engine = Engine.for_selection(model, sel, rc=True, shifts=(0, 1), batch_size=4)
+    assert engine.heads == ["human"] and engine.rc and engine.shifts == (0, 1)
+    assert engine.copies == 4 and engine.chunk_size == 1
+    assert engine.device == torch.device("cpu")
+    # The selection's strand pairs reach the engine: reverse-complement copies read track 1's
+    # partner (track 0), so column 1 differs from an engine without pairs; track 7 is unpaired.
+    torch.manual_seed(0)
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (1, config.sequence_length + 2)), 4).float()
+    unpaired = Engine(
+        model, heads=["human"], tracks={"human": [7, 1]}, rc=True, shifts=(0, 1), batch_size=4
+    )
+    with engine:
+        paired_out = engine.run(x)["human"]
+    with unpaired:
+        plain_out = unpaired.run(x)["human"]
+    assert paired_out.shape == (1, config.target_length, 2)
+    np.testing.assert_allclose(paired_out[..., 0], plain_out[..., 0], rtol=1e-6, atol=1e-6)
+    assert np.abs(paired_out[..., 1] - plain_out[..., 1]).max() > 1e-4

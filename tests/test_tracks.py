@@ -21,7 +21,6 @@ from enformer.data.tracks import (
     assay_of,
     default_cache_dir,
     find_track_sheet,
-    load_track_sheet,
 )
 
 TINY_HEADER = "\tidentifier\tfile\tclip\tclip_soft\tscale\tsum_stat\tstrand_pair\tdescription\n"
@@ -483,7 +482,7 @@ def test_find_beside_weights_and_in_cache(
     assert find_track_sheet("human", weights_dir=tmp_path / "elsewhere") == (
         cache / "targets_human.txt"
     )
-    assert len(load_track_sheet("human")) == 5313
+    assert len(TrackSheet.read(find_track_sheet("human"), head="human")) == 5313
 
 
 def test_download_into_cache(server, human_path: Path, tmp_path: Path):
@@ -499,7 +498,7 @@ def test_download_into_cache(server, human_path: Path, tmp_path: Path):
     # A second call uses the cache and does not ask the server.
     assert find_track_sheet("human", cache_dir=cache, url=url) == found
     assert requests == ["/targets_human.txt"]
-    sheet = load_track_sheet("human", cache_dir=cache, url=url)
+    sheet = TrackSheet.read(find_track_sheet("human", cache_dir=cache, url=url), head="human")
     assert len(sheet) == 5313 and sheet.head == "human"
 
 

@@ -147,6 +147,19 @@ def test_malformed_vcf_line_names_file_and_line(tmp_path: Path, line: str, match
         list(read_vcf(path))
 
 
+def test_missing_or_unreadable_variant_files_are_named(tmp_path: Path):
+    missing = tmp_path / "nope.vcf"
+    for read in (read_vcf, read_tsv):
+        with pytest.raises(FileNotFoundError, match=rf"^variant file not found: {missing}$"):
+            list(read(missing))
+    with pytest.raises(IsADirectoryError, match=r"^expected a variant file but got a directory"):
+        list(read_tsv(tmp_path))
+    bad = tmp_path / "v.tsv.gz"
+    bad.write_bytes(gzip.compress(b"chr1\t10\tA\tC\n")[:-12])  # cut inside the gzip stream
+    with pytest.raises(ValueError, match=r"v\.tsv\.gz is a corrupt or truncated gzip file"):
+        list(read_tsv(bad))
+
+
 def test_cyvcf2_backend_matches_text(shared_data: Path):
     path = shared_data / "variants" / "gtex_eqtl_chr1.vcf"
     text = list(read_vcf(path))
@@ -557,3 +570,20 @@ def test_indels_score_end_to_end(micro_model, genome: Genome):
                         progress=False)  # fmt: skip
     assert df["id"].unique().tolist() == ["del", "ins"]
     assert np.isfinite(df[["SAD", "D2"]].to_numpy()).all() and (df["D2"] > 0).all()
+
+
+@pytest.mark.parametrize("name", ["naive", "reuse"])
+def test_predictors_share_their_input_checks(name):
+    from enformer.variants.predictors import PREDICTORS
+
+    run = PREDICTORS[name]
+    model = Enformer(EnformerConfig.tiny()).eval()
+    n, bins = model.config.sequence_length, model.config.target_length
+    ref = np.zeros((0, n, 4), np.float32)
+    with pytest.raises(ValueError, match=r"^the model has no head 'fish'; it has human"):
+        run(model, ref, ref, head="fish")
+    with pytest.raises(ValueError, match=r"^ref_onehot and alt_onehot must be \(n, length, 4\)"):
+        run(model, ref, np.zeros((1, n + 128, 4), np.float32), ref_index=np.zeros(1, int))
+    out = run(model, ref, ref, tracks=[3, 1])
+    assert out.ref.shape == out.alt.shape == (0, bins, 2)
+    assert out.ref.dtype == out.alt.dtype == np.float32

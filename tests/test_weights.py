@@ -32,7 +32,7 @@ from enformer.weights import (
     read_tf_savedmodel,
     save_pretrained,
 )
-from enformer.weights.io import NPZ_EXPORT_SNIPPET
+from enformer.weights.formats import NPZ_EXPORT_SNIPPET
 from enformer.weights.mapping import parameter_table
 
 from .conftest import random_onehot, randomize_batch_norm

@@ -15,12 +15,24 @@ traceback from deep inside ``model.to``.
 
 from __future__ import annotations
 
+import datetime
+import logging
 import os
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 
-__all__ = ["TorchrunEnv", "env_int", "parse_device", "torchrun_env"]
+__all__ = [
+    "ProcessEnv",
+    "TorchrunEnv",
+    "env_int",
+    "join_process_group",
+    "parse_device",
+    "torchrun_env",
+]
+
+logger = logging.getLogger(__name__)
 
 
 class TorchrunEnv(NamedTuple):
@@ -63,6 +75,97 @@ def torchrun_env() -> TorchrunEnv:
     world = env_int("WORLD_SIZE", 1)
     rank = env_int("RANK", 0)
     return TorchrunEnv(world_size=world, rank=rank, local_rank=env_int("LOCAL_RANK", rank))
+
+
+@dataclass
+class ProcessEnv:
+    """Where this process stands among the processes of one run.
+
+    Inference (:class:`enformer.inference.distributed.DistributedContext`) and training
+    (:class:`enformer.train.distributed.DistEnv`) extend it.
+
+    Attributes
+    ----------
+    rank
+        Global 0-based rank (0 in a single-process run).
+    world_size
+        Number of processes.
+    local_rank
+        Rank on this machine (selects the GPU).
+    initialised_here
+        Whether :func:`join_process_group` created the process group (and :meth:`close`
+        ends it).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    initialised_here: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this is rank 0 (the process that writes logs, checkpoints and outputs)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        """Whether more than one process takes part."""
+        return self.world_size > 1
+
+    def close(self) -> None:
+        """Leave the process group if :func:`join_process_group` created it here."""
+        if self.initialised_here:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+            self.initialised_here = False
+
+
+def join_process_group(
+    backend: str, timeout: datetime.timedelta, *, cuda_device: int | torch.device | None = None
+) -> ProcessEnv:
+    """Join the process group ``torchrun``'s environment describes, unless already joined.
+
+    Parameters
+    ----------
+    backend
+        ``'nccl'`` or ``'gloo'``.
+    timeout
+        Collective timeout.
+    cuda_device
+        CUDA device to make current before joining (when this call joins).
+
+    Returns
+    -------
+    ProcessEnv
+        A single-process environment when ``WORLD_SIZE`` is unset or 1.
+
+    Raises
+    ------
+    ValueError
+        If ``RANK`` is outside ``0..WORLD_SIZE-1`` or a variable is not an integer.
+    RuntimeError
+        If several processes are asked for but torch has no ``torch.distributed``.
+    """
+    world, rank, local = torchrun_env()
+    if world <= 1:
+        return ProcessEnv()
+    if not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} is outside 0..{world - 1} (WORLD_SIZE={world})")
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
+    here = False
+    if not dist.is_initialized():
+        if cuda_device is not None:
+            torch.cuda.set_device(cuda_device)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world, timeout=timeout)
+        here = True
+        logger.info("rank %d of %d joined the %s process group", rank, world, backend)
+    return ProcessEnv(dist.get_rank(), dist.get_world_size(), local, here)
+
 
 # Device types users may name; anything else is refused before torch sees it.
 _KNOWN = ("cpu", "cuda", "mps", "xpu")

@@ -48,7 +48,6 @@ __all__ = [
     "default_cache_dir",
     "find_track_sheet",
     "is_index_spec",
-    "load_track_sheet",
     "parse_index_spec",
 ]
 
@@ -432,41 +431,6 @@ class TrackSheet:
     def _unknown_identifier_message(self, identifier: str) -> str:
         return f"no track has identifier {identifier!r}{self._suggestions(identifier)}"
 
-
-def load_track_sheet(
-    head: str,
-    *,
-    path: str | os.PathLike[str] | None = None,
-    weights_dir: str | os.PathLike[str] | None = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    download: bool = True,
-    url: str | None = None,
-    timeout: float = 60.0,
-) -> TrackSheet:
-    """Locate a head's sheet with :func:`find_track_sheet` and read it.
-
-    Parameters
-    ----------
-    head
-        Head name, e.g. ``'human'``.
-    path, weights_dir, cache_dir, download, url, timeout
-        As for :func:`find_track_sheet`.
-
-    Returns
-    -------
-    TrackSheet
-        The head's tracks.
-    """
-    found = find_track_sheet(
-        head,
-        path=path,
-        weights_dir=weights_dir,
-        cache_dir=cache_dir,
-        download=download,
-        url=url,
-        timeout=timeout,
-    )
-    return TrackSheet.read(found, head=head)
 
 
 # ---------------------------------------------------------------------- index-only specs

@@ -10,6 +10,7 @@ the chunk files.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 from dataclasses import dataclass
@@ -17,8 +18,7 @@ from typing import Any
 
 import torch
 
-from ..runtime import torchrun_env
-from ..runtime import parse_device
+from ..runtime import ProcessEnv, join_process_group, parse_device, torchrun_env
 
 __all__ = ["DistributedContext"]
 
@@ -29,25 +29,12 @@ _BARRIER_TIMEOUT = datetime.timedelta(hours=12)
 
 
 @dataclass
-class DistributedContext:
-    """Where the current process stands among the processes of one run.
+class DistributedContext(ProcessEnv):
+    """Where the current process stands among the processes of one prediction run.
 
-    Attributes
-    ----------
-    rank : int
-        0-based process rank.
-    world_size : int
-        Number of processes.
-    local_rank : int
-        Rank on this machine (selects the GPU).
-    initialised_here : bool
-        Whether :meth:`from_env` started the process group (and :meth:`close` ends it).
+    The fields and :meth:`close` are those of :class:`~enformer.runtime.ProcessEnv`; this
+    adds the device choice, barriers, a broadcast and the sharding of work items.
     """
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    initialised_here: bool = False
 
     @classmethod
     def from_env(cls, device: str | torch.device | None = None) -> DistributedContext:
@@ -64,42 +51,15 @@ class DistributedContext:
         DistributedContext
             A single-process context when ``WORLD_SIZE`` is unset or 1.
         """
-        world, rank, local = torchrun_env()
-        if world <= 1:
+        placement = torchrun_env()
+        if placement.world_size <= 1:
             return cls()
-        if not 0 <= rank < world:
-            raise ValueError(f"RANK={rank} is outside 0..{world - 1} (WORLD_SIZE={world})")
-        import torch.distributed as dist
-
-        if not dist.is_available():
-            raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
-        here = False
-        if not dist.is_initialized():
-            on_cuda = torch.cuda.is_available() and (
-                device is None or torch.device(device).type == "cuda"
-            )
-            backend = "nccl" if on_cuda else "gloo"
-            if on_cuda:
-                torch.cuda.set_device(local)
-            dist.init_process_group(backend=backend, timeout=_BARRIER_TIMEOUT)
-            here = True
-            logger.info("joined process group: rank %d of %d (%s)", rank, world, backend)
-        return cls(
-            rank=dist.get_rank(),
-            world_size=dist.get_world_size(),
-            local_rank=local,
-            initialised_here=here,
+        on_cuda = torch.cuda.is_available() and (
+            device is None or torch.device(device).type == "cuda"
         )
-
-    @property
-    def is_main(self) -> bool:
-        """Whether this is rank 0."""
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        """Whether more than one process takes part."""
-        return self.world_size > 1
+        cuda = placement.local_rank if on_cuda else None
+        env = join_process_group("nccl" if on_cuda else "gloo", _BARRIER_TIMEOUT, cuda_device=cuda)
+        return cls(**dataclasses.asdict(env))
 
     def device(self, requested: str | torch.device | None) -> torch.device | None:
         """The device this rank should use.
@@ -115,7 +75,7 @@ class DistributedContext:
             ``cuda:LOCAL_RANK`` when several processes run and CUDA is asked for (or nothing
             is asked and CUDA is available); otherwise ``requested``.
         """
-        if not self.active:
+        if not self.distributed:
             return parse_device(requested)
         if requested is None:
             if torch.cuda.is_available():
@@ -128,7 +88,7 @@ class DistributedContext:
 
     def barrier(self) -> None:
         """Wait for every process (no-op with one process)."""
-        if not self.active:
+        if not self.distributed:
             return
         import torch.distributed as dist
 
@@ -150,7 +110,7 @@ class DistributedContext:
         object
             Rank 0's value.
         """
-        if not self.active:
+        if not self.distributed:
             return obj
         import torch.distributed as dist
 
@@ -172,12 +132,3 @@ class DistributedContext:
             The items this rank handles.
         """
         return items[self.rank :: self.world_size]
-
-    def close(self) -> None:
-        """Leave the process group if :meth:`from_env` joined it."""
-        if self.initialised_here:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
-            self.initialised_here = False

@@ -35,6 +35,7 @@ import torch
 
 from ..model.config import EnformerConfig
 from ..runtime import parse_device
+from .selection import HeadSelection
 
 __all__ = ["EMBEDDING", "MOSTLY_N", "Engine", "check_onehot", "check_shifts", "max_shift"]
 
@@ -132,6 +133,30 @@ class Engine:
         self.last_n_fraction = np.zeros(0, dtype=np.float32)
         self.inputs_seen = 0
         self.mostly_n = 0
+
+    @classmethod
+    def for_selection(
+        cls, model: torch.nn.Module, selection: HeadSelection, **options: Any
+    ) -> Engine:
+        """An engine for the heads, tracks and strand pairs of a resolved request.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            As for :class:`Engine`.
+        selection : HeadSelection
+            From :func:`~enformer.inference.selection.resolve_selection`.
+        **options
+            The other keywords of :class:`Engine` (``rc``, ``shifts``, ``batch_size``,
+            ``device``, ``dtype``).
+
+        Returns
+        -------
+        Engine
+            Not yet entered.
+        """
+        heads, tracks, _, pairs = selection
+        return cls(model, heads=heads, tracks=tracks, strand_pairs=pairs, **options)
 
     @property
     def copies(self) -> int:

@@ -39,8 +39,9 @@ import contextlib
 import json
 import re
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -290,17 +291,6 @@ def _h5_strings(values: Sequence[str]) -> np.ndarray:
     return np.array(encoded, dtype=f"S{width}")
 
 
-def _h5_header(
-    f: Any, layout: str, bin_size: int, settings: Mapping[str, Any], tables: Mapping[str, Any]
-) -> None:
-    """Write the layout, bin size, settings and small tables of an HDF5 output."""
-    f.attrs["layout"] = layout
-    f.attrs["bin_size"] = bin_size
-    f["settings"] = json.dumps(settings, default=str)
-    for key, arr in tables.items():
-        f[key] = _h5_strings(arr.tolist()) if arr.dtype.kind == "U" else arr
-
-
 def _bin_dtypes(chrom_dtype: np.dtype) -> dict[str, np.dtype]:
     """Names and dtypes of the ``bins/*`` tables of a regions output, in order."""
     int64 = np.dtype(np.int64)
@@ -321,49 +311,59 @@ def _bin_columns(
     }
 
 
-def _assemble_h5_regions(
-    final: Path,
-    store: Units,
-    plan: TilePlan,
-    sizes: Mapping[str, int],
-    tracks: Mapping[str, list[int]],
-    identifiers: Mapping[str, list[str]],
-    settings: Mapping[str, Any],
-    progress: bool,
-) -> None:
-    import h5py
+class _Member(NamedTuple):
+    """A large array of an HDF5/NPZ output, written from consecutive row blocks."""
 
-    total = plan.total_bins
-    rows = _tile_rows(plan)
-    chrom_dtype = np.dtype(f"S{max(len(c.encode()) for c in sizes)}")
-    with atomic_path(final) as tmp, h5py.File(tmp, "w") as f:
-        tables = {**_region_tables(plan), **_track_tables(tracks, identifiers)}
-        _h5_header(f, "regions", plan.geometry.bin_size, settings, tables)
-        values = {
-            h: f.create_dataset(f"{h}/values", shape=(total, len(idx)), dtype="float32")
-            for h, idx in tracks.items()
-        }
-        bins = {
-            name: f.create_dataset(name, shape=(total,), dtype=dtype)
-            for name, dtype in _bin_dtypes(chrom_dtype).items()
-        }
-        bar = progress_bar(len(plan), "h5", progress, unit="tile")
-        try:
-            for tile in plan:
-                chunk = store.load(tile.index)
-                lo = rows[tile.region] + tile.bin_offset
-                hi = lo + tile.n_keep
-                for h, ds in values.items():
-                    ds[lo:hi] = chunk[h]
-                for name, column in _bin_columns(tile, plan, sizes, chrom_dtype).items():
-                    bins[name][lo:hi] = column
-                bar.update()
-        finally:
-            bar.close()
+    name: str
+    dtype: Any
+    shape: tuple[int, ...]
+    blocks: Callable[[], Iterable[np.ndarray]]
+
+
+class _H5Writer:
+    """Write an HDF5 output: attributes, small tables, and large arrays row block by block."""
+
+    def __init__(self, path: Path) -> None:
+        import h5py
+
+        self._file = h5py.File(path, "w")
+        self.chrom_kind = "S"  # h5py stores fixed-width byte strings
+
+    def header(
+        self, layout: str, bin_size: int, settings: Mapping[str, Any], tables: Mapping[str, Any]
+    ) -> None:
+        """Write the layout, bin size, settings and small tables."""
+        f = self._file
+        f.attrs["layout"] = layout
+        f.attrs["bin_size"] = bin_size
+        f["settings"] = json.dumps(settings, default=str)
+        for key, arr in tables.items():
+            f[key] = _h5_strings(arr.tolist()) if arr.dtype.kind == "U" else arr
+
+    @contextlib.contextmanager
+    def stream(self, name: str, dtype: Any, shape: tuple[int, ...]) -> Iterator[Any]:
+        """Yield a ``write(block)`` function filling the dataset's rows in order."""
+        ds = self._file.create_dataset(name, shape=shape, dtype=dtype)
+        row = 0
+
+        def write(block: np.ndarray) -> None:
+            nonlocal row
+            ds[row : row + len(block)] = block
+            row += len(block)
+
+        yield write
+        if row != shape[0]:
+            raise RuntimeError(f"HDF5 dataset {name}: wrote {row} rows, expected {shape[0]}")
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
 
 
 class _NpzStream:
     """Write an ``.npz`` (a zip of ``.npy`` members) member by member, streaming data."""
+
+    chrom_kind = "U"
 
     def __init__(self, path: Path) -> None:
         self._zip = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
@@ -373,8 +373,18 @@ class _NpzStream:
         with self._zip.open(f"{name}.npy", "w", force_zip64=True) as fh:
             np.lib.format.write_array(fh, np.asarray(array), allow_pickle=False)
 
+    def header(
+        self, layout: str, bin_size: int, settings: Mapping[str, Any], tables: Mapping[str, Any]
+    ) -> None:
+        """Write the layout, bin size, settings and small tables."""
+        self.add("layout", np.array(layout))
+        self.add("bin_size", np.array(bin_size, dtype=np.int64))
+        self.add("settings", np.array(json.dumps(settings, default=str)))
+        for key, arr in tables.items():
+            self.add(key, arr)
+
     @contextlib.contextmanager
-    def stream(self, name: str, dtype: np.dtype, shape: tuple[int, ...]) -> Iterator[Any]:
+    def stream(self, name: str, dtype: Any, shape: tuple[int, ...]) -> Iterator[Any]:
         """Yield a ``write(block)`` function; blocks are C-ordered rows of ``shape``."""
         dtype = np.dtype(dtype)
         expected = int(np.prod(shape)) * dtype.itemsize
@@ -402,93 +412,29 @@ class _NpzStream:
         self._zip.close()
 
 
-def _npz_header(
-    z: _NpzStream,
+def _write_array_file(
+    final: Path,
+    fmt: str,
     layout: str,
     bin_size: int,
     settings: Mapping[str, Any],
     tables: Mapping[str, Any],
+    members: Callable[[str], Iterable[_Member]],
 ) -> None:
-    """Write the layout, bin size, settings and small tables of an NPZ output."""
-    z.add("layout", np.array(layout))
-    z.add("bin_size", np.array(bin_size, dtype=np.int64))
-    z.add("settings", np.array(json.dumps(settings, default=str)))
-    for key, arr in tables.items():
-        z.add(key, arr)
+    """Write one HDF5 or NPZ output atomically: header and small tables, then each member.
 
-
-def _assemble_npz_regions(
-    final: Path,
-    store: Units,
-    plan: TilePlan,
-    sizes: Mapping[str, int],
-    tracks: Mapping[str, list[int]],
-    identifiers: Mapping[str, list[str]],
-    settings: Mapping[str, Any],
-    progress: bool,
-) -> None:
-    total = plan.total_bins
-    chrom_dtype = np.dtype(f"<U{max(len(c) for c in sizes)}")
+    ``members`` gets the string kind the format stores chromosome names in (``'S'``/``'U'``).
+    """
     with atomic_path(final) as tmp:
-        z = _NpzStream(tmp)
+        writer = _H5Writer(tmp) if fmt == "h5" else _NpzStream(tmp)
         try:
-            tables = {**_region_tables(plan), **_track_tables(tracks, identifiers)}
-            _npz_header(z, "regions", plan.geometry.bin_size, settings, tables)
-            bar = progress_bar(len(plan) * len(tracks), "npz", progress, unit="tile")
-            try:
-                for head, idx in tracks.items():
-                    with z.stream(f"{head}/values", np.float32, (total, len(idx))) as write:
-                        for tile in plan:
-                            write(store.load(tile.index)[head])
-                            bar.update()
-            finally:
-                bar.close()
-            for name, dtype in _bin_dtypes(chrom_dtype).items():
-                with z.stream(name, dtype, (total,)) as write:
-                    for tile in plan:
-                        write(_bin_columns(tile, plan, sizes, chrom_dtype)[name])
+            writer.header(layout, bin_size, settings, tables)
+            for member in members(writer.chrom_kind):
+                with writer.stream(member.name, member.dtype, member.shape) as write:
+                    for block in member.blocks():
+                        write(block)
         finally:
-            z.close()
-
-
-def _assemble_sequences(
-    final: Path,
-    fmt: str,
-    store: Units,
-    names: list[str],
-    geometry: OutputGeometry,
-    tracks: Mapping[str, list[int]],
-    identifiers: Mapping[str, list[str]],
-    settings: Mapping[str, Any],
-) -> None:
-    n, bins = len(names), geometry.n_bins
-    starts = geometry.offset + np.arange(bins, dtype=np.int64) * geometry.bin_size
-    small = {
-        "names": np.array(names, dtype=str),
-        "bins/start": starts,
-        "bins/end": starts + geometry.bin_size,
-        **_track_tables(tracks, identifiers),
-    }
-    with atomic_path(final) as tmp:
-        if fmt == "h5":
-            import h5py
-
-            with h5py.File(tmp, "w") as f:
-                _h5_header(f, "sequences", geometry.bin_size, settings, small)
-                for head, idx in tracks.items():
-                    ds = f.create_dataset(f"{head}/values", shape=(n, bins, len(idx)), dtype="f4")
-                    for i in range(n):
-                        ds[i] = store.load(i)[head]
-        else:
-            z = _NpzStream(tmp)
-            try:
-                _npz_header(z, "sequences", geometry.bin_size, settings, small)
-                for head, idx in tracks.items():
-                    with z.stream(f"{head}/values", np.float32, (n, bins, len(idx))) as write:
-                        for i in range(n):
-                            write(store.load(i)[head])
-            finally:
-                z.close()
+            writer.close()
 
 
 def planned_names(fmt: str, layout: ArrayLayout) -> list[str]:
@@ -539,14 +485,37 @@ def assemble_regions(
     list of OutputFile
         The files written.
     """
-    _, indices, identifiers = layout
+    _, tracks, identifiers = layout
     if fmt == "bigwig":
-        return _assemble_bigwig(out, store, plan, sizes, indices, identifiers, progress)
+        return _assemble_bigwig(out, store, plan, sizes, tracks, identifiers, progress)
     final = out / f"predictions.{fmt}"
-    assemble = _assemble_h5_regions if fmt == "h5" else _assemble_npz_regions
-    assemble(final, store, plan, sizes, indices, identifiers, settings, progress)
+    total = plan.total_bins
+    bar = progress_bar(len(plan) * len(tracks), fmt, progress, unit="tile")
+
+    def values(head: str) -> Iterator[np.ndarray]:
+        for tile in plan:
+            yield store.load(tile.index)[head]
+            bar.update()
+
+    def column(name: str, chrom_dtype: np.dtype) -> Iterator[np.ndarray]:
+        for tile in plan:
+            yield _bin_columns(tile, plan, sizes, chrom_dtype)[name]
+
+    def members(chrom_kind: str) -> Iterator[_Member]:
+        width = max(len(c.encode() if chrom_kind == "S" else c) for c in sizes)
+        chrom_dtype = np.dtype(f"{'S' if chrom_kind == 'S' else '<U'}{width}")
+        for head, idx in tracks.items():
+            yield _Member(f"{head}/values", np.float32, (total, len(idx)), partial(values, head))
+        for name, dtype in _bin_dtypes(chrom_dtype).items():
+            yield _Member(name, dtype, (total,), partial(column, name, chrom_dtype))
+
+    tables = {**_region_tables(plan), **_track_tables(tracks, identifiers)}
+    try:
+        _write_array_file(final, fmt, "regions", plan.geometry.bin_size, settings, tables, members)
+    finally:
+        bar.close()
     labels = [r.label() for r in plan.regions]
-    return [_array_file_entry(final, fmt, indices, identifiers, labels)]
+    return [_array_file_entry(final, fmt, tracks, identifiers, labels)]
 
 
 def assemble_sequences(
@@ -579,7 +548,26 @@ def assemble_sequences(
     list of OutputFile
         The file written.
     """
-    geometry, indices, identifiers = layout
+    geometry, tracks, identifiers = layout
     final = out / f"predictions.{fmt}"
-    _assemble_sequences(final, fmt, store, names, geometry, indices, identifiers, settings)
-    return [_array_file_entry(final, fmt, indices, identifiers, names)]
+    n, bins = len(names), geometry.n_bins
+    starts = geometry.offset + np.arange(bins, dtype=np.int64) * geometry.bin_size
+    small = {
+        "names": np.array(names, dtype=str),
+        "bins/start": starts,
+        "bins/end": starts + geometry.bin_size,
+        **_track_tables(tracks, identifiers),
+    }
+
+    def members(chrom_kind: str) -> Iterator[_Member]:
+        del chrom_kind  # sequences have no chromosomes
+        for head, idx in tracks.items():
+            yield _Member(
+                f"{head}/values",
+                np.float32,
+                (n, bins, len(idx)),
+                lambda h=head: (store.load(i)[h][None] for i in range(n)),
+            )
+
+    _write_array_file(final, fmt, "sequences", geometry.bin_size, settings, small, members)
+    return [_array_file_entry(final, fmt, tracks, identifiers, names)]

@@ -36,7 +36,7 @@ from ..io.progress import progress_bar
 from ..model.config import EnformerConfig
 from ..model.geometry import output_geometry
 from .engine import MOSTLY_N, Engine
-from .selection import resolve_heads, resolve_strand_pairs, resolve_tracks
+from .selection import resolve_selection
 
 __all__ = ["Prediction", "predict", "warn_mostly_n"]
 
@@ -359,21 +359,12 @@ def predict(
         or chromosomes missing from the genome (the message names the problem).
     """
     config: EnformerConfig = model.config
-    heads = resolve_heads(head, config)
-    indices, identifiers = resolve_tracks(config, heads, tracks, track_sheet)
-    pairs = resolve_strand_pairs(config, heads, strand_pairs, track_sheet)
+    selection = resolve_selection(config, head, tracks, track_sheet, strand_pairs)
+    heads, indices, identifiers, _ = selection
     data = _normalise_inputs(inputs, genome, config)
     geometry = output_geometry(config, data.length)
-    engine = Engine(
-        model,
-        heads=heads,
-        tracks=indices,
-        strand_pairs=pairs,
-        rc=rc,
-        shifts=shifts,
-        batch_size=batch_size,
-        device=device,
-        dtype=dtype,
+    engine = Engine.for_selection(
+        model, selection, rc=rc, shifts=shifts, batch_size=batch_size, device=device, dtype=dtype
     )
     values = {
         h: np.empty((data.n, geometry.n_bins, len(indices[h])), dtype=np.float32) for h in heads

@@ -30,7 +30,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,9 +41,11 @@ from ..model.config import EnformerConfig
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "HeadSelection",
     "TrackSelection",
     "default_head",
     "resolve_heads",
+    "resolve_selection",
     "resolve_strand_pairs",
     "resolve_tracks",
     "select_for_weights",
@@ -364,6 +366,55 @@ def resolve_strand_pairs(
     """
     pairs, sheets = _per_head(strand_pairs, heads), _per_head(track_sheet, heads)
     return {h: _permutation(pairs[h], sheets[h], h, config.heads[h]) for h in heads}
+
+
+class HeadSelection(NamedTuple):
+    """What a prediction request reads from the model, resolved (:func:`resolve_selection`).
+
+    Attributes
+    ----------
+    heads : list of str
+        Heads to predict.
+    indices : dict of str to list of int
+        Selected track indices per head.
+    identifiers : dict of str to list of str
+        Identifiers of the selected tracks, for heads with a sheet.
+    strand_pairs : dict of str to numpy.ndarray or None
+        Strand-pair permutation per head (``None`` = identity).
+    """
+
+    heads: list[str]
+    indices: dict[str, list[int]]
+    identifiers: dict[str, list[str]]
+    strand_pairs: dict[str, np.ndarray | None]
+
+
+def resolve_selection(
+    config: EnformerConfig,
+    head: str | Sequence[str] | None,
+    tracks: Any,
+    track_sheet: Any,
+    strand_pairs: Any,
+) -> HeadSelection:
+    """Resolve the heads, tracks and strand pairs of a prediction request at once.
+
+    Parameters
+    ----------
+    config : EnformerConfig
+        The model's configuration.
+    head, tracks, track_sheet, strand_pairs
+        As for :func:`resolve_heads`, :func:`resolve_tracks` and
+        :func:`resolve_strand_pairs`.
+
+    Returns
+    -------
+    HeadSelection
+        The resolved request.
+    """
+    heads = resolve_heads(head, config)
+    indices, identifiers = resolve_tracks(config, heads, tracks, track_sheet)
+    pairs = resolve_strand_pairs(config, heads, strand_pairs, track_sheet)
+    return HeadSelection(heads, indices, identifiers, pairs)
 
 
 def _permutation(perm: Any, sheet: TrackSheet | None, head: str, n: int) -> np.ndarray | None:

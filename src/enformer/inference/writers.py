@@ -53,7 +53,7 @@ from ..model.geometry import OutputGeometry, output_geometry
 from .distributed import DistributedContext
 from .outputs import ArrayLayout, OutputFile, assemble_regions, assemble_sequences, planned_names
 from .engine import MOSTLY_N, Engine
-from .selection import resolve_heads, resolve_strand_pairs, resolve_tracks
+from .selection import resolve_selection
 from .tiling import Align, Tile, TilePlan, plan_tiles, predict_tiles, tile_sequence
 
 __all__ = [
@@ -463,23 +463,15 @@ def predict_to_files(
     out = Path(out_dir)
     _check_request(regions, sequences, format, genome, out)
     config = model.config
-    heads = resolve_heads(head, config)
-    indices, identifiers = resolve_tracks(config, heads, tracks, track_sheet)
-    pairs = resolve_strand_pairs(config, heads, strand_pairs, track_sheet)
+    selection = resolve_selection(config, head, tracks, track_sheet, strand_pairs)
+    heads, indices, identifiers, pairs = selection
     work = _plan_work(config, genome, regions, sequences, format, align)
     owns_group = distributed is None
     dist = distributed if distributed is not None else DistributedContext.from_env(device)
     try:
-        engine = Engine(
-            model,
-            heads=heads,
-            tracks=indices,
-            strand_pairs=pairs,
-            rc=rc,
-            shifts=shifts,
-            batch_size=batch_size,
-            device=dist.device(device),
-            dtype=dtype,
+        dev = dist.device(device)
+        engine = Engine.for_selection(
+            model, selection, rc=rc, shifts=shifts, batch_size=batch_size, device=dev, dtype=dtype
         )
         job_settings = {**work.settings, **_engine_settings(model, engine, indices, pairs, dtype)}
         store = JobDir(out / WORK_NAME, job_settings, what=f"output directory {out}")

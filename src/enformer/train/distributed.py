@@ -22,6 +22,7 @@ unbiased global variance, as ``nn.SyncBatchNorm`` does. The module subclasses
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 from dataclasses import dataclass
@@ -30,8 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..runtime import parse_device
-from ..runtime import env_int, torchrun_env
+from ..runtime import ProcessEnv, env_int, join_process_group, parse_device, torchrun_env
 
 __all__ = [
     "CrossReplicaBatchNorm1d",
@@ -48,39 +48,21 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class DistEnv:
-    """Where this process stands.
+@dataclass
+class DistEnv(ProcessEnv):
+    """Where this process stands, and the device it trains on.
+
+    The fields ``rank``, ``world_size``, ``local_rank``, ``initialised_here``, the properties
+    ``is_main`` and ``distributed`` and :meth:`close` are those of
+    :class:`~enformer.runtime.ProcessEnv`.
 
     Attributes
     ----------
-    rank
-        Global rank (0 in a single-process run).
-    world_size
-        Number of processes.
-    local_rank
-        Rank on this machine (selects the CUDA device).
     device
         Device this process computes on.
-    initialised_here
-        Whether :func:`init_distributed` created the process group.
     """
 
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
     device: torch.device = torch.device("cpu")
-    initialised_here: bool = False
-
-    @property
-    def is_main(self) -> bool:
-        """Whether this process writes logs, checkpoints and exports (rank 0)."""
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        """Whether more than one process takes part."""
-        return self.world_size > 1
 
 
 def resolve_device(device: str | torch.device = "auto", local_rank: int = 0) -> torch.device:
@@ -112,36 +94,18 @@ def init_distributed(
     DistEnv
         A single-process environment when ``WORLD_SIZE`` is unset or 1.
     """
-    world, rank, local = torchrun_env()
-    dev = resolve_device(device, local)
-    if world <= 1:
-        return DistEnv(device=dev)
-    if dev.type == "cuda":
+    placement = torchrun_env()
+    dev = resolve_device(device, placement.local_rank)
+    backend = "nccl" if dev.type == "cuda" else "gloo"
+    if dev.type == "cuda" and placement.world_size > 1:
         torch.cuda.set_device(dev)
-    here = False
-    if not dist.is_initialized():
-        backend = "nccl" if dev.type == "cuda" else "gloo"
-        dist.init_process_group(
-            backend=backend,
-            rank=rank,
-            world_size=world,
-            timeout=datetime.timedelta(minutes=timeout_minutes),
-        )
-        here = True
-        log.info("rank %d/%d joined the %s process group on %s", rank, world, backend, dev)
-    return DistEnv(
-        rank=dist.get_rank(),
-        world_size=dist.get_world_size(),
-        local_rank=local,
-        device=dev,
-        initialised_here=here,
-    )
+    env = join_process_group(backend, datetime.timedelta(minutes=timeout_minutes))
+    return DistEnv(**dataclasses.asdict(env), device=dev)
 
 
 def cleanup_distributed(env: DistEnv) -> None:
-    """Destroy the process group if :func:`init_distributed` created it."""
-    if env.initialised_here and dist.is_initialized():
-        dist.destroy_process_group()
+    """Destroy the process group if :func:`init_distributed` created it (``env.close()``)."""
+    env.close()
 
 
 def current_env(device: str | torch.device = "auto") -> DistEnv:

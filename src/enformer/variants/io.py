@@ -34,15 +34,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
+from ..data.genome.textfiles import numbered_lines, open_text
 from .records import (
     Record,
     SkipCallback,
     SkippedVariant,
     Variant,
     check_ref,
-    numbered_lines,
     only_variants,
-    open_text,
     parse_pos,
     parse_variant,
     split_alts,
@@ -58,6 +57,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+_WHAT = "variant file"  # how the errors name the files read here
 _VCF_SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz")
 _TSV_SUFFIXES = (".tsv", ".tsv.gz", ".txt", ".txt.gz")
 _CHROM_NAMES = ("chrom", "chr", "chromosome", "#chrom", "#chr", "seqname", "contig")
@@ -75,7 +75,7 @@ def _vcf_text_records(path: Path) -> Iterator[Record]:
     seen_header = False
     seen_meta = False
     records = 0
-    for number, line in numbered_lines(path):
+    for number, line in numbered_lines(path, _WHAT):
         if not line.strip():
             continue
         if line.startswith("##"):
@@ -131,7 +131,7 @@ def _vcf_cyvcf2_records(path: Path) -> Iterator[Record]:
             f"reading {path.name} needs cyvcf2: pip install 'enformer[variants]'"
         ) from err
     if not path.exists():
-        raise FileNotFoundError(f"variant file not found: {path}")
+        raise FileNotFoundError(f"{_WHAT} not found: {path}")
     source = str(path)
     header_lines = _text_header_lines(path)  # None for BCF: records are numbered instead
     reader = cyvcf2.VCF(source)
@@ -163,7 +163,7 @@ def _text_header_lines(path: Path) -> int | None:
     """Number of lines before the first record of a text VCF; ``None`` if it is not text."""
     count = 0
     try:
-        with open_text(path) as fh:
+        with open_text(path, _WHAT) as fh:
             for line in fh:
                 if line.startswith("#"):
                     count += 1
@@ -266,7 +266,7 @@ def _tsv_records(path: Path) -> Iterator[Record]:
     source = str(path)
     columns: dict[str, int] | None = None
     first = True
-    for number, line in numbered_lines(path):
+    for number, line in numbered_lines(path, _WHAT):
         if not line.strip():
             continue
         where = f"{source}, line {number}"

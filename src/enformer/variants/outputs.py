@@ -18,12 +18,12 @@ from typing import IO, Any
 
 import numpy as np
 
+from ..data.genome import numbered_lines
 from ..io.jobs import atomic_path, write_bytes_atomic
 from ..version import __version__
 from .chunks import GENE_FIELDS, SKIP_FIELDS, ScoreChunk, empty_chunk, str_array
 from .io import detect_format
 from .plan import ScorePlan
-from .records import numbered_lines
 from .scores import SCORE_FORMULAS
 
 __all__ = [

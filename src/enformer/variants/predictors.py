@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..inference.engine import Engine
+from ..model.config import EnformerConfig
 from ..model.geometry import output_geometry
 from ..model.reuse import conv_activations, conv_tower_for, forward_from_tower
 from ..runtime import parse_device
@@ -56,6 +57,33 @@ class AllelePredictions(NamedTuple):
 
 
 PredictAlleles = Callable[..., AllelePredictions]
+
+
+def _checked_inputs(
+    config: EnformerConfig,
+    head: str,
+    tracks: Sequence[int] | None,
+    ref_onehot: np.ndarray | torch.Tensor,
+    alt_onehot: np.ndarray | torch.Tensor,
+) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """The head's chosen tracks and the windows as tensors; a clear error for bad ones."""
+    if head not in config.heads:
+        raise ValueError(f"the model has no head {head!r}; it has {', '.join(config.heads)}")
+    chosen = list(range(config.heads[head])) if tracks is None else [int(t) for t in tracks]
+    ref = torch.as_tensor(ref_onehot)
+    alt = torch.as_tensor(alt_onehot)
+    if ref.dim() != 3 or alt.dim() != 3 or ref.shape[1:] != alt.shape[1:] or ref.shape[-1] != 4:
+        raise ValueError(
+            "ref_onehot and alt_onehot must be (n, length, 4) with equal lengths, got "
+            f"{tuple(ref.shape)} and {tuple(alt.shape)}"
+        )
+    return chosen, ref, alt
+
+
+def _no_predictions(config: EnformerConfig, length: int, n: int, chosen: list[int]) -> np.ndarray:
+    """Zero float32 ``(n, bins, tracks)``: what an allele set without references predicts."""
+    bins = output_geometry(config, length).n_bins
+    return np.zeros((n, bins, len(chosen)), dtype=np.float32)
 
 
 def predict_alleles(
@@ -112,9 +140,7 @@ def predict_alleles(
     """
     del ref_index  # only a hint for reuse implementations
     config = model.config
-    if head not in config.heads:
-        raise ValueError(f"the model has no head {head!r}; it has {', '.join(config.heads)}")
-    chosen = list(range(config.heads[head])) if tracks is None else [int(t) for t in tracks]
+    chosen, ref, alt = _checked_inputs(config, head, tracks, ref_onehot, alt_onehot)
     engine = Engine(
         model,
         heads=[head],
@@ -125,13 +151,6 @@ def predict_alleles(
         batch_size=batch_size,
         device=device,
     )
-    ref = torch.as_tensor(ref_onehot)
-    alt = torch.as_tensor(alt_onehot)
-    if ref.dim() != 3 or alt.dim() != 3 or ref.shape[1:] != alt.shape[1:] or ref.shape[-1] != 4:
-        raise ValueError(
-            "ref_onehot and alt_onehot must be (n, length, 4) with equal lengths, got "
-            f"{tuple(ref.shape)} and {tuple(alt.shape)}"
-        )
     outputs: list[np.ndarray] = []
     with engine:
         for x in (ref, alt):
@@ -142,9 +161,7 @@ def predict_alleles(
             if parts:
                 outputs.append(np.concatenate(parts))
             else:
-                length = x.shape[1] - 2 * engine.margin
-                bins = output_geometry(config, length).n_bins
-                outputs.append(np.zeros((0, bins, len(chosen)), dtype=np.float32))
+                outputs.append(_no_predictions(config, x.shape[1] - 2 * engine.margin, 0, chosen))
     return AllelePredictions(outputs[0], outputs[1])
 
 
@@ -191,16 +208,7 @@ def predict_alleles_reuse(
     there is one alternative per reference.
     """
     config = model.config
-    if head not in config.heads:
-        raise ValueError(f"the model has no head {head!r}; it has {', '.join(config.heads)}")
-    chosen = list(range(config.heads[head])) if tracks is None else [int(t) for t in tracks]
-    ref = torch.as_tensor(ref_onehot)
-    alt = torch.as_tensor(alt_onehot)
-    if ref.dim() != 3 or alt.dim() != 3 or ref.shape[1:] != alt.shape[1:] or ref.shape[-1] != 4:
-        raise ValueError(
-            "ref_onehot and alt_onehot must be (n, length, 4) with equal lengths, got "
-            f"{tuple(ref.shape)} and {tuple(alt.shape)}"
-        )
+    chosen, ref, alt = _checked_inputs(config, head, tracks, ref_onehot, alt_onehot)
     if ref_index is None:
         if ref.shape[0] != alt.shape[0]:
             raise ValueError(
@@ -252,11 +260,10 @@ def predict_alleles_reuse(
                     if len(alts):
                         alt_sum[torch.as_tensor(alts, device=dev)] += y[1:]
     if ref_sum is None:  # no references at all
-        from ..model.geometry import output_geometry
-
-        bins = output_geometry(config, length).n_bins
-        empty = np.zeros((0, bins, len(chosen)), dtype=np.float32)
-        return AllelePredictions(empty, np.zeros((alt.shape[0], bins, len(chosen)), np.float32))
+        return AllelePredictions(
+            _no_predictions(config, length, 0, chosen),
+            _no_predictions(config, length, alt.shape[0], chosen),
+        )
     return AllelePredictions(
         (ref_sum / copies).cpu().numpy().astype(np.float32),
         (alt_sum / copies).cpu().numpy().astype(np.float32),

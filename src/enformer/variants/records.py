@@ -7,15 +7,11 @@ build these records with the helpers here.
 
 from __future__ import annotations
 
-import gzip
-import io
 import logging
 import re
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, TypeVar
+from typing import TypeVar
 
 __all__ = [
     "Record",
@@ -25,9 +21,7 @@ __all__ = [
     "abbreviate",
     "check_ref",
     "chunked",
-    "numbered_lines",
     "only_variants",
-    "open_text",
     "parse_pos",
     "parse_variant",
     "split_alts",
@@ -343,37 +337,6 @@ def split_alts(
             yield SkippedVariant(chrom, pos, ref, alt, vid, line, problem, source, k)
         else:
             yield Variant(chrom, pos, ref, alt.upper(), vid, line, k, source)
-
-
-def open_text(path: Path) -> IO[str]:
-    """Open a plain or gzip-compressed text file (the caller closes it)."""
-    if not path.exists():
-        raise FileNotFoundError(f"variant file not found: {path}")
-    if path.is_dir():
-        raise IsADirectoryError(f"expected a variant file but got a directory: {path}")
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")  # noqa: SIM115 - the caller closes it
-
-
-def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)`` of a plain or gzip text file, without line endings.
-
-    Raises
-    ------
-    ValueError
-        For a file that is not UTF-8 text or a corrupt gzip file.
-    """
-    try:
-        with open_text(path) as fh:
-            for number, line in enumerate(fh, start=1):
-                yield number, line.rstrip("\r\n")
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path} is not a text file (cannot decode as UTF-8): {err}") from err
-    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
-        raise ValueError(f"{path} is a corrupt or truncated gzip file: {err}") from err
 
 
 # ------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ the window's start plus the crop offset.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -106,108 +107,77 @@ def _pair(ref: Any, alt: Any) -> tuple[np.ndarray, np.ndarray, np.dtype]:
     return r.astype(np.float64, copy=False), a.astype(np.float64, copy=False), dtype
 
 
+_ARRAYS_DOC = """
+
+    Parameters
+    ----------
+    ref, alt : numpy.ndarray
+        Predictions ``(..., bins, tracks)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(..., tracks)``.
+    """
+
+
+def _statistic(
+    kernel: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Make a statistic from its formula.
+
+    ``kernel`` gets float64 ``(ref, alt)`` checked by :func:`_pair`; its result is cast back to
+    the inputs' dtype, and its docstring gains the parameters every statistic shares.
+    """
+
+    @functools.wraps(kernel)
+    def statistic(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
+        r, a, dtype = _pair(ref, alt)
+        return kernel(r, a).astype(dtype)
+
+    statistic.__doc__ = (kernel.__doc__ or "").rstrip() + _ARRAYS_DOC
+    return statistic
+
+
+@_statistic
 def sad(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
-    """SAD, the sum of alt minus the sum of ref: ``ΣA − ΣR``.
-
-    Parameters
-    ----------
-    ref, alt : numpy.ndarray
-        Predictions ``(..., bins, tracks)``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(..., tracks)``.
-    """
-    r, a, dtype = _pair(ref, alt)
-    return (a.sum(axis=-2) - r.sum(axis=-2)).astype(dtype)
+    """SAD, the sum of alt minus the sum of ref: ``ΣA − ΣR``."""
+    return alt.sum(axis=-2) - ref.sum(axis=-2)
 
 
+@_statistic
 def sar(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
-    """SAR, the summed log ratio: ``Σ[log2(A+1) − log2(R+1)]`` (log, then sum).
-
-    Parameters
-    ----------
-    ref, alt : numpy.ndarray
-        Predictions ``(..., bins, tracks)``, non-negative.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(..., tracks)``.
-    """
-    r, a, dtype = _pair(ref, alt)
-    return (np.log2(a + 1) - np.log2(r + 1)).sum(axis=-2).astype(dtype)
+    """SAR, the summed log ratio: ``Σ[log2(A+1) − log2(R+1)]`` (log, then sum; ``A, R >= 0``)."""
+    return (np.log2(alt + 1) - np.log2(ref + 1)).sum(axis=-2)
 
 
+@_statistic
 def log_sed(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
-    """LogSED (alias SADR), the log ratio of sums: ``log2(ΣA+1) − log2(ΣR+1)`` (sum, then log).
-
-    Parameters
-    ----------
-    ref, alt : numpy.ndarray
-        Predictions ``(..., bins, tracks)``, non-negative.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(..., tracks)``.
-    """
-    r, a, dtype = _pair(ref, alt)
-    return (np.log2(a.sum(axis=-2) + 1) - np.log2(r.sum(axis=-2) + 1)).astype(dtype)
+    """LogSED (alias SADR), the log ratio of sums: ``log2(ΣA+1) − log2(ΣR+1)`` (A, R >= 0)."""
+    return np.log2(alt.sum(axis=-2) + 1) - np.log2(ref.sum(axis=-2) + 1)
 
 
+@_statistic
 def d1(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
-    """D1, the L1 distance: ``Σ|A−R|``.
-
-    Parameters
-    ----------
-    ref, alt : numpy.ndarray
-        Predictions ``(..., bins, tracks)``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(..., tracks)``.
-    """
-    r, a, dtype = _pair(ref, alt)
-    return np.abs(a - r).sum(axis=-2).astype(dtype)
+    """D1, the L1 distance: ``Σ|A−R|``."""
+    return np.abs(alt - ref).sum(axis=-2)
 
 
+@_statistic
 def d2(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
-    """D2, the L2 distance: ``sqrt(Σ(A−R)²)``.
-
-    Parameters
-    ----------
-    ref, alt : numpy.ndarray
-        Predictions ``(..., bins, tracks)``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(..., tracks)``.
-    """
-    r, a, dtype = _pair(ref, alt)
-    return np.sqrt(np.square(a - r).sum(axis=-2)).astype(dtype)
+    """D2, the L2 distance: ``sqrt(Σ(A−R)²)``."""
+    return np.sqrt(np.square(alt - ref).sum(axis=-2))
 
 
+@_statistic
 def sax(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
     """SAX, the signed difference at the bin of largest change: ``(A−R)[argmax_b |A−R|]``.
 
-    Parameters
-    ----------
-    ref, alt : numpy.ndarray
-        Predictions ``(..., bins, tracks)``.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(..., tracks)``; on ties the first such bin counts.
+    On ties the first such bin counts.
     """
-    r, a, dtype = _pair(ref, alt)
-    diff = a - r
+    diff = alt - ref
     b = np.argmax(np.abs(diff), axis=-2)  # (..., tracks)
-    return np.take_along_axis(diff, b[..., None, :], axis=-2)[..., 0, :].astype(dtype)
+    return np.take_along_axis(diff, b[..., None, :], axis=-2)[..., 0, :]
 
 
 def js(
@@ -249,38 +219,16 @@ def js(
     return (0.5 * terms.sum(axis=-2)).astype(dtype)
 
 
+@_statistic
 def ref_sum(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
-    """REF, the summed reference prediction: ``ΣR``.
-
-    Parameters
-    ----------
-    ref, alt : numpy.ndarray
-        Predictions ``(..., bins, tracks)`` (``alt`` only sets the shape check).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(..., tracks)``.
-    """
-    r, _, dtype = _pair(ref, alt)
-    return r.sum(axis=-2).astype(dtype)
+    """REF, the summed reference prediction: ``ΣR`` (``alt`` only sets the shape check)."""
+    return ref.sum(axis=-2)
 
 
+@_statistic
 def alt_sum(ref: np.ndarray, alt: np.ndarray) -> np.ndarray:
-    """ALT, the summed alternative prediction: ``ΣA``.
-
-    Parameters
-    ----------
-    ref, alt : numpy.ndarray
-        Predictions ``(..., bins, tracks)`` (``ref`` only sets the shape check).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(..., tracks)``.
-    """
-    _, a, dtype = _pair(ref, alt)
-    return a.sum(axis=-2).astype(dtype)
+    """ALT, the summed alternative prediction: ``ΣA`` (``ref`` only sets the shape check)."""
+    return alt.sum(axis=-2)
 
 
 SCORE_FUNCTIONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {

@@ -36,11 +36,6 @@ from .formats import (
 )
 from .hub import hub_download, is_hub_name
 
-# Names this module held before it was split, still importable from here.
-from ..io.cache import default_cache_dir  # noqa: F401, E402
-from .convert import WeightsError  # noqa: F401, E402
-from .formats import FORMAT_VERSION, NPZ_EXPORT_SNIPPET, read_tf_savedmodel  # noqa: F401, E402
-
 __all__ = ["convert_weights", "load_pretrained", "save_pretrained"]
 
 log = logging.getLogger(__name__)

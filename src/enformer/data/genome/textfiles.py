@@ -17,21 +17,27 @@ def _is_gzip(path: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
-def open_text(path: Path) -> IO[str]:
-    """Open a plain or gzip-compressed text file for reading (UTF-8)."""
+def open_text(path: Path, what: str = "file") -> IO[str]:
+    """Open a plain or gzip-compressed text file for reading (UTF-8).
+
+    ``what`` names the kind of file in the errors (e.g. ``'variant file'``).
+    """
     if not path.exists():
-        raise FileNotFoundError(f"file not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {path}")
     if path.is_dir():
-        raise IsADirectoryError(f"expected a file but got a directory: {path}")
+        raise IsADirectoryError(f"expected a {what} but got a directory: {path}")
     if _is_gzip(path):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
     return open(path, encoding="utf-8")  # noqa: SIM115 - returned to the caller's `with`
 
 
-def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)`` without the line ending; wrap decoding errors."""
+def numbered_lines(path: Path, what: str = "file") -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` without the line ending; wrap decoding errors.
+
+    ``what`` names the kind of file in the errors, as for :func:`open_text`.
+    """
     try:
-        with open_text(path) as fh:
+        with open_text(path, what) as fh:
             for number, line in enumerate(fh, start=1):
                 yield number, line.rstrip("\r\n")
     except UnicodeDecodeError as err:
