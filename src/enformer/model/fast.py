@@ -114,6 +114,23 @@ def _pointwise_residual_and_pool(
     torch.addcmul(z1, diff, logits, out=out)
 
 
+def _input_span(
+    x: torch.Tensor, r0: int, r1: int, k: int, x_offset: int, length: int | None, caller: str
+) -> tuple[int, int, int]:
+    """Input rows ``[lo, hi)`` a ``k``-wide conv needs for output rows ``[r0, r1)``.
+
+    Clipped to the sequence (``length`` rows; default: ``x`` ends it); ``top`` is how many
+    rows of zero padding precede ``lo`` in the conv's window. ``x`` holds rows
+    ``[x_offset, x_offset + len(x))`` and must cover ``[lo, hi)``.
+    """
+    length = x.shape[0] + x_offset if length is None else length
+    half = k // 2
+    lo, hi = max(r0 - half, 0), min(r1 + half, length)
+    if lo - x_offset < 0 or hi - x_offset > x.shape[0]:
+        raise ValueError(f"{caller}: x does not cover the rows the convolution needs")
+    return lo, hi, lo - (r0 - half)
+
+
 def stem_rows(
     stem,
     x: torch.Tensor,
@@ -131,16 +148,11 @@ def stem_rows(
     rows; rows outside the sequence are N (zeros), as the convolution's zero padding.
     ``scratch``: an optional dict of buffers reused from one call to the next.
     """
-    length = x.shape[0] + x_offset if length is None else length
     conv = stem.conv1_d
     k = conv.kernel_size[0]
-    half = k // 2
-    lo, hi = max(r0 - half, 0), min(r1 + half, length)
     rows = r1 - r0
-    if lo - x_offset < 0 or hi - x_offset > x.shape[0]:
-        raise ValueError("stem_rows: x does not cover the rows the convolution needs")
+    lo, hi, top = _input_span(x, r0, r1, k, x_offset, length, "stem_rows")
     window = _buffer(scratch, "window", rows + k - 1, x.shape[1], x).zero_()
-    top = lo - (r0 - half)
     window[top : top + hi - lo] = x[lo - x_offset : hi - x_offset]
     y = _buffer(scratch, "y", rows, conv.out_channels, x)
     torch.addmm(conv.bias, _windows(window, k, rows), conv_matrix(conv), out=y)  # (R, C)
@@ -163,19 +175,14 @@ def block_rows(
     ``x`` holds input rows ``[x_offset, x_offset + len(x))`` of a sequence of ``length`` rows.
     ``scratch``: an optional dict of buffers reused from one call to the next.
     """
-    length = x.shape[0] + x_offset if length is None else length
     cb = block.conv_block
     conv = cb.conv1_d
     k = conv.kernel_size[0]
-    half = k // 2
     rows = r1 - r0
-    lo, hi = max(r0 - half, 0), min(r1 + half, length)
-    if lo - x_offset < 0 or hi - x_offset > x.shape[0]:
-        raise ValueError("block_rows: x does not cover the rows the convolution needs")
+    lo, hi, top = _input_span(x, r0, r1, k, x_offset, length, "block_rows")
     a = _buffer(scratch, "act", rows + k - 1, x.shape[1], x)
     # Rows outside the sequence are the conv's zero padding of the *activated* input.
-    top = lo - (r0 - half)
-    bottom = (r1 + half) - hi
+    bottom = (r1 + k // 2) - hi
     if top:
         a[:top].zero_()
     if bottom:
