@@ -314,7 +314,8 @@ def run_one(args: argparse.Namespace, which: str, run_root: Path) -> dict[str, A
     import torch
 
     torch.set_num_threads(args.threads)
-    from enformer.train import build_data, build_dataset, evaluate, fit, make_eval_loader
+    from enformer.train import build_dataset, evaluate, fit, make_eval_loader
+    from enformer.train.run import build_data
 
     t_start = time.perf_counter()
     sheet_probe = Path(args.data) / "targets.txt"

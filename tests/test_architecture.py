@@ -188,6 +188,22 @@ def test_nothing_imports_cli():
     assert bad == []
 
 
+def test_cli_commands_import_only_the_shared_options():
+    """A command module never imports another command (ARCHITECTURE.md: cli/ is thin);
+    what commands share lives in ``cli/options/``, and ``cli/main.py`` finds the commands
+    by name at run time."""
+    options = f"{PKG}.cli.options"
+    bad = [
+        (m, t)
+        for m in MODULES
+        if m.startswith(f"{PKG}.cli.") and not m.startswith(options)
+        for targets, _, _ in _imports(m)
+        for t in targets
+        if t.startswith(f"{PKG}.cli") and not (t == options or t.startswith(options + "."))
+    ]
+    assert bad == []
+
+
 @pytest.mark.parametrize(
     "source, expected",
     [

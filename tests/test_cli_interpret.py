@@ -223,6 +223,59 @@ def test_ism_command(tmp_path, capsys, weights, model, paths):
         np.testing.assert_allclose(f["scores"][0], expected.scores[:3], rtol=1e-5, atol=1e-7)
 
 
+def test_ism_resumes_after_interrupt(tmp_path, capsys, weights, model, paths, monkeypatch):
+    """A killed ISM run keeps its finished units; the rerun computes only the rest and writes
+    the same numbers as an uninterrupted run; other settings start over."""
+    from enformer.io.jobdir import JobDir
+
+    base = ["ism", "--weights", str(weights), "--fasta", paths["fasta"], "--region",
+            "chr1:65,419-65,419", "--window", "chr1:65,401-65,430", "--tracks", "1,2",
+            "--bins", "31-33", "--chunk-positions", "8", "--batch-size", "5", "--plot", "none",
+            "--format", "npz", "-q"]  # fmt: skip
+    saves: list[int] = []
+    real_save = JobDir.save
+
+    def counting_save(self, unit, arrays, **kw):
+        if stop_after is not None and len(saves) == stop_after:
+            raise KeyboardInterrupt
+        saves.append(unit)
+        return real_save(self, unit, arrays, **kw)
+
+    monkeypatch.setattr(JobDir, "save", counting_save)
+    stop_after = None
+    assert main([*base, "--out", str(tmp_path / "whole")]) == 0
+    assert saves == [0, 1, 2, 3] and not (tmp_path / "whole" / ".work").exists()
+    with np.load(tmp_path / "whole" / "ism.npz") as f:
+        whole = f["scores"][0]
+    saves.clear()
+    stop_after = 2  # killed while scoring the third unit
+    assert main([*base, "--out", str(tmp_path / "cut")]) == 130
+    assert len(list((tmp_path / "cut" / ".work" / "chunks").glob("*.npz"))) == 2
+    saves.clear()
+    stop_after = None
+    assert main([*base, "--out", str(tmp_path / "cut")]) == 0
+    assert saves == [2, 3]  # units 0 and 1 were read back
+    with np.load(tmp_path / "cut" / "ism.npz") as f:
+        np.testing.assert_array_equal(f["scores"][0], whole)
+    assert not (tmp_path / "cut" / ".work").exists()
+    # Interrupted again, then rerun with another read-out: everything is recomputed.
+    saves.clear()
+    stop_after = 1
+    assert main([*base, "--out", str(tmp_path / "cut")]) == 130
+    saves.clear()
+    stop_after = None
+    assert main([*base, "--reduce", "mean", "--out", str(tmp_path / "cut")]) == 0
+    assert saves == [0, 1, 2, 3]
+    start = OR4F5_TSS - 1024
+    expected = saturation_mutagenesis(
+        model, _genome_onehot(paths["fasta"], start), start=65_400 - start, end=65_430 - start,
+        tracks=[1, 2], bins=[31, 32, 33], reduce="mean",
+    )  # fmt: skip
+    with np.load(tmp_path / "cut" / "ism.npz") as f:
+        np.testing.assert_allclose(f["scores"][0], expected.scores, rtol=1e-5, atol=1e-7)
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

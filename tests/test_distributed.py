@@ -16,13 +16,8 @@ import pytest
 import torch
 
 from enformer import Enformer, EnformerConfig
-from enformer.train import (
-    CrossReplicaBatchNorm1d,
-    TrainConfig,
-    convert_sync_batchnorm,
-    fit,
-    get_loss,
-)
+from enformer.train import TrainConfig, fit, get_loss
+from enformer.train.distributed import CrossReplicaBatchNorm1d, convert_sync_batchnorm
 from enformer.train.config import config_from_dict
 from enformer.train.step import forward_backward
 
@@ -96,7 +91,8 @@ WORKER = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from test_distributed import GLOBAL_BATCH, Pairs, make_batch, model_config, train_config
     from enformer import Enformer
-    from enformer.train import convert_sync_batchnorm, fit, get_loss, init_distributed, wrap_ddp
+    from enformer.train import fit, get_loss
+    from enformer.train.distributed import convert_sync_batchnorm, init_distributed, wrap_ddp
     from enformer.train.step import forward_backward
 
     out = sys.argv[1]

@@ -21,12 +21,12 @@ from enformer.train import (
     freeze_trunk,
     get_loss,
     merge_lora,
-    parse_head_spec,
     prepare_finetune,
     train_last_layers,
     train_step,
     unfreeze_batchnorm,
 )
+from enformer.train.finetune import parse_head_spec
 from enformer.weights import load_pretrained, save_pretrained
 
 LENGTH = 512  # 32 bins of 16 bp with the tiny architecture (nothing cropped)

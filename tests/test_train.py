@@ -17,24 +17,23 @@ from torch.utils.data import Dataset
 from enformer import Enformer, EnformerConfig
 from enformer.cli.main import main
 from enformer.train import (
-    EpochBatchSampler,
     PearsonR,
     TrainConfig,
     Trainer,
     build_optimizer,
     build_scheduler,
-    clip_grad_norm,
     evaluate,
     fit,
-    load_checkpoint,
     load_config,
-    lr_factor,
     make_eval_loader,
-    per_assay_means,
     poisson_loss,
-    poisson_loss_floor,
     poisson_multinomial_loss,
 )
+from enformer.train.checkpoint import load_checkpoint
+from enformer.train.data import EpochBatchSampler
+from enformer.train.losses import poisson_loss_floor
+from enformer.train.metrics import per_assay_means
+from enformer.train.optim import clip_grad_norm, lr_factor
 from enformer.train.config import DataConfig, config_to_dict, dump_config
 from enformer.train.data import epoch_batches
 from enformer.train.step import align_bins
@@ -515,7 +514,8 @@ def test_cli_train_reports_bad_config(tmp_path, capsys):
 def test_activation_checkpointing_matches_plain_backward():
     """Same loss, gradients and BatchNorm statistics with and without checkpointing (the
     recomputed forward must not update the running statistics a second time)."""
-    from enformer.train import forward_backward, get_loss
+    from enformer.train import get_loss
+    from enformer.train.step import forward_backward
 
     data = ToyData(2)
     batch = {k: torch.as_tensor(v) for k, v in (("sequence", data.seqs), ("target", data.targets))}

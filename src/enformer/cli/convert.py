@@ -26,17 +26,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = opt.add_command(subparsers, "convert", HELP, DESCRIPTION, raw=True)
     p.add_argument("src", metavar="SRC", help="weights to convert (file, directory or hub name)")
     p.add_argument("out", metavar="OUT", help="output checkpoint directory")
-    p.add_argument(
-        "--overwrite", action="store_true", help="write into OUT even when it is not empty"
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a config field (VALUE is JSON, else a string), e.g. --set target_length=896",
-    )
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into OUT even when it is not empty")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field (VALUE is JSON, else a string), "
+                   "e.g. --set target_length=896")  # fmt: skip
     return p
 
 

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import options as opt
+
 HELP = "run the package end to end offline (bundled mini model, synthetic construct)"
 DESCRIPTION = """\
 Run the package's main job end to end with nothing to download: build a synthetic DNA
@@ -28,59 +30,29 @@ region's centre and 1 kb either side) and drawing the genes of --gtf.
   enformer demo --fasta hg38.fa --region chr11:5,225,000-5,230,000 --vcf my.vcf --gtf genes.gtf"""
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``demo``."""
-    p = sub.add_parser(
-        "demo",
-        help=HELP,
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "--out",
-        default="enformer-demo",
-        metavar="DIR",
-        help="output folder (default: enformer-demo)",
-    )
-    p.add_argument(
-        "--weights",
-        default="mini",
-        metavar="DIR|NAME",
-        help="model to run (default: the bundled 'mini' model)",
-    )
-    p.add_argument(
-        "--tracks",
-        metavar="SELECTION",
-        help="tracks to write and draw (default: a CAGE pair, a DNase track, an RNA pair)",
-    )
+    p = opt.add_command(sub, "demo", HELP, DESCRIPTION, raw=True)
+    p.add_argument("--out", default="enformer-demo", metavar="DIR",
+                   help="output folder (default: enformer-demo)")
+    p.add_argument("--weights", default="mini", metavar="DIR|NAME",
+                   help="model to run (default: the bundled 'mini' model)")
+    opt.add_tracks_option(p, "tracks to write and draw (default: a CAGE pair, a DNase track, "
+                          "an RNA pair)")
     p.add_argument("--seed", type=int, default=0, help="seed of the construct's background")
     own = p.add_argument_group(
         "your own genome instead of the construct (needs an indexed FASTA; nothing is downloaded)"
     )
     own.add_argument("--fasta", metavar="FASTA", help="indexed genome FASTA (plain or bgzip)")
-    own.add_argument(
-        "--region",
-        metavar="CHR:START-END",
-        help="region to predict (1-based inclusive); the model window is centred on it",
-    )
-    own.add_argument(
-        "--vcf",
-        metavar="VCF",
-        help="variants to score (default: example SNVs at the region centre and 1 kb either side)",
-    )
+    opt.add_window_region_option(own)
+    own.add_argument("--vcf", metavar="VCF", help="variants to score (default: example SNVs at "
+                     "the region centre and 1 kb either side)")
     own.add_argument("--gtf", metavar="GTF", help="genes to draw under the tracks")
-    own.add_argument(
-        "--chrom-alias",
-        action="store_true",
-        help="accept '1' for 'chr1' (and the reverse) between your inputs and the FASTA",
-    )
-    own.add_argument(
-        "--on-ref-mismatch",
-        choices=["fail", "skip", "flip"],
-        default="fail",
-        help="when a --vcf REF differs from the genome: stop (default), skip it, or swap alleles",
-    )
-    return p
+    opt.add_chrom_alias_option(own)
+    own.add_argument("--on-ref-mismatch", choices=["fail", "skip", "flip"], default="fail",
+                     help="when a --vcf REF differs from the genome: stop (default), skip it, "
+                     "or swap alleles")
+    return p  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -91,20 +63,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.quiet and not args.json:
             print(line, file=sys.stderr, flush=True)
 
+    passed = ("weights", "tracks", "seed", "fasta", "region", "vcf", "gtf", "on_ref_mismatch")
     summary = run_demo(
-        args.out,
-        weights=args.weights,
-        tracks=args.tracks,
-        seed=args.seed,
-        fasta=args.fasta,
-        region=args.region,
-        vcf=args.vcf,
-        gtf=args.gtf,
-        chrom_aliases=args.chrom_alias,
-        on_ref_mismatch=args.on_ref_mismatch,
-        progress=False,
-        log=say,
-    )
+        args.out, **{name: getattr(args, name) for name in passed},
+        chrom_aliases=args.chrom_alias, progress=False, log=say,
+    )  # fmt: skip
     summary["_text"] = _text(summary)
     return summary
 

@@ -20,14 +20,9 @@ Parquet. A killed run resumes when the same command is run again."""
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``embed``."""
     p = opt.add_command(sub, "embed", HELP, DESCRIPTION)
-    opt.add_weights_option(p)
-    p.add_argument("--fasta", metavar="FASTA", help="indexed genome FASTA (plain or bgzip)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--region", action="append", metavar="CHR:START-END",
-                     help="region, 1-based inclusive as samtools; repeat for more")  # fmt: skip
-    src.add_argument("--bed", metavar="BED", help="BED file of regions (0-based, half-open)")
-    src.add_argument("--sequences", metavar="FASTA",
-                     help="FASTA of sequences of the model's input length")  # fmt: skip
+    src = opt.add_genomic_inputs(
+        p, "FASTA of sequences of the model's input length", chromosomes=False
+    )
     src.add_argument("--vcf", metavar="VCF", help="variants (VCF/TSV): REF and ALT windows")
     p.add_argument("--on-ref-mismatch", choices=["fail", "skip", "flip"], default="fail",
                    help="a variant whose REF differs from the genome (default: fail)")  # fmt: skip

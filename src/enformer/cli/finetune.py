@@ -27,17 +27,12 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     opt.add_run_arguments(p)
     g = p.add_argument_group("fine-tuning (shorthands for overrides)")
     g.add_argument("--weights", metavar="DIR|NAME", help="pretrained weights (model.weights)")
-    g.add_argument(
-        "--heads",
-        nargs="+",
-        metavar="NAME:N",
-        help="new heads, e.g. k562:12; the first is trained unless head= names another",
-    )
+    g.add_argument("--heads", nargs="+", metavar="NAME:N",
+                   help="new heads, e.g. k562:12; the first is trained unless head= names another")
     g.add_argument("--keep-heads", action="store_true", help="keep the pretrained heads too")
     g.add_argument("--freeze-trunk", action="store_true", help="train heads (and LoRA) only")
-    g.add_argument(
-        "--freeze-batchnorm", action="store_true", help="keep BatchNorm statistics as loaded"
-    )
+    g.add_argument("--freeze-batchnorm", action="store_true",
+                   help="keep BatchNorm statistics as loaded")  # fmt: skip
     g.add_argument(
         "--train-last-layers",
         type=int,

@@ -20,17 +20,11 @@ tracks from the Basenji2 track sheets (targets_human.txt / targets_mouse.txt).""
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``info``."""
     p = opt.add_command(sub, "info", HELP, DESCRIPTION)
-    p.add_argument(
-        "--weights",
-        metavar="DIR|NAME",
-        help="checkpoint directory, file or hub name (e.g. EleutherAI/enformer-official-rough)",
-    )
-    p.add_argument(
-        "--preset",
-        default="official",
-        choices=["official", "tiny"],
-        help="configuration to describe when no --weights are given (default: official)",
-    )
+    p.add_argument("--weights", metavar="DIR|NAME", help="checkpoint directory, file or hub "
+                   "name (e.g. EleutherAI/enformer-official-rough)")
+    p.add_argument("--preset", default="official", choices=["official", "tiny"],
+                   help="configuration to describe when no --weights are given (default: "
+                   "official)")  # fmt: skip
     opt.add_head_option(p, "head whose tracks to list (default: every head)")
     opt.add_targets_option(p, metavar="PATH")
     p.add_argument(

@@ -23,7 +23,9 @@ Mutate every base of --window to each other base, within the model's input windo
 --region, and record the read-out of the chosen tracks over the target bins (a gene's TSS bins,
 explicit bins, or every bin). The conv tower of the reference is computed once and patched per
 mutant (exact; --naive runs full forward passes instead). Writes HDF5/NPZ in basenji's
-scores.h5 layout and a heatmap."""
+scores.h5 layout and a heatmap. Finished units of --chunk-positions positions are kept in
+OUT/.work: a killed run resumes where it stopped when the same command is run again (other
+settings start over); one run at a time per --out."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -31,25 +33,17 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = opt.add_command(sub, "ism", HELP, DESCRIPTION)
     opt.add_interpret_arguments(p)
     opt.add_window_region_option(p, required=True)
-    p.add_argument(
-        "--window",
-        required=True,
-        metavar="CHR:START-END",
-        help="the bases to mutate (1-based inclusive), inside the input window",
-    )
-    p.add_argument(
-        "--reduce",
-        default="sum",
-        choices=["sum", "mean"],
-        help="how the target bins are combined (default sum)",
-    )
-    p.add_argument(
-        "--naive",
-        action="store_true",
-        help="full forward pass per mutant (slower; for comparison with the exact reuse)",
-    )
+    p.add_argument("--window", required=True, metavar="CHR:START-END",
+                   help="the bases to mutate (1-based inclusive), inside the input window")
+    p.add_argument("--reduce", default="sum", choices=["sum", "mean"],
+                   help="how the target bins are combined (default sum)")
+    p.add_argument("--naive", action="store_true", help="full forward pass per mutant (slower; "
+                   "for comparison with the exact reuse)")
+    p.add_argument("--chunk-positions", type=int, default=64, metavar="N",
+                   help="positions per resumable unit: a killed run resumes from the last "
+                   "finished unit when run again with the same settings (default 64)")
     opt.add_array_format_option(p)
-    return p
+    return p  # fmt: skip
 
 
 def _regions(args: argparse.Namespace, genome):
@@ -71,10 +65,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the mutagenesis and write the files; return the summary."""
     from ..data.genome import Genome
     from ..data.sequence import one_hot
-    from ..interpret.ism import saturation_mutagenesis, write_ism
+    from ..interpret.ism import ism_job, saturation_mutagenesis, write_ism
     from ..interpret.readout import input_window, mostly_n_warnings
 
-    opt.check_positive(batch_size=args.batch_size)
+    opt.check_positive(batch_size=args.batch_size, chunk_positions=args.chunk_positions)
     if args.gene and not args.gtf:
         raise ValueError("--gene needs --gtf (the annotation to find the gene's TSS in)")
     out = Path(args.out)
@@ -92,13 +86,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sel = opt.select_from_args(args, cfg)
         read_out = opt.read_out_from_args(args, cfg, window.chrom, window.start)
     chrom = window.chrom
-    result = saturation_mutagenesis(
-        model, one_hot(seq, ambiguous="n"), start=mutate.start - window.start,
-        end=mutate.end - window.start, head=sel.head, tracks=sel.indices, bins=read_out.bins,
-        reduce=args.reduce, batch_size=args.batch_size or 8, exact_reuse=not args.naive,
-        progress=not args.quiet, device=args.device, track_ids=sel.names,
-        track_labels=sel.descriptions, chrom=chrom, input_start=window.start,
-    )  # fmt: skip
+    x, lo, hi = one_hot(seq, ambiguous="n"), mutate.start - window.start, mutate.end - window.start
+    batch, method = args.batch_size or 8, "naive" if args.naive else "exact_reuse"
+    with ism_job(out, model, x, start=lo, end=hi, head=sel.head, tracks=sel.indices,
+                 bins=read_out.bins, reduce=args.reduce, method=method, batch_size=batch,
+                 unit_positions=args.chunk_positions) as work:  # fmt: skip
+        result = saturation_mutagenesis(
+            model, x, start=lo, end=hi, head=sel.head, tracks=sel.indices, bins=read_out.bins,
+            reduce=args.reduce, batch_size=batch, exact_reuse=not args.naive,
+            progress=not args.quiet, device=args.device, track_ids=sel.names,
+            track_labels=sel.descriptions, chrom=chrom, input_start=window.start, work=work,
+            unit_positions=args.chunk_positions,
+        )  # fmt: skip
     settings = {
         "command": "enformer ism", "weights": args.weights, "fasta": args.fasta,
         "region": args.region,

@@ -21,20 +21,12 @@ from typing import Any
 
 from ..version import __version__
 
-# Subcommand name -> module under enformer.cli (imported lazily to keep start-up fast).
-COMMANDS = {
-    "demo": "demo",
-    "info": "info",
-    "convert": "convert",
-    "predict": "predict",
-    "embed": "embed",
-    "score": "score",
-    "train": "train",
-    "evaluate": "evaluate",
-    "finetune": "finetune",
-    "attribute": "attribute",
-    "ism": "ism",
-}
+# Subcommands, each a module under enformer.cli of the same name (imported lazily to keep
+# start-up fast); adding a command is adding its name here.
+COMMANDS = (
+    "demo", "info", "convert", "predict", "embed", "score", "train", "evaluate", "finetune",
+    "attribute", "ism",
+)  # fmt: skip
 
 log = logging.getLogger("enformer")
 
@@ -55,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"enformer {__version__}")
     _add_global_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in COMMANDS.values():
+    for module in COMMANDS:
         mod = importlib.import_module(f"enformer.cli.{module}")
         p = mod.add_parser(sub)
         _add_global_options(p, suppress=True)
@@ -63,29 +55,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Options every command accepts, before or after the subcommand: flag(s), argparse options.
+_GLOBAL = (
+    (("--json",), {"action": "store_true", "default": False,
+                   "help": "print a machine-readable JSON summary on stdout"}),
+    (("-v", "--verbose"), {"action": "count", "default": 0,
+                           "help": "more logging (-vv also shows tracebacks)"}),
+    (("-q", "--quiet"), {"action": "store_true", "default": False,
+                         "help": "no progress bars or log messages below warnings"}),
+)  # fmt: skip
+
+
 def _add_global_options(parser: argparse.ArgumentParser, suppress: bool = False) -> None:
-    """--json, -v and --quiet, accepted before or after the subcommand."""
-    default = argparse.SUPPRESS if suppress else None
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        default=default if suppress else False,
-        help="print a machine-readable JSON summary on stdout",
-    )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=default if suppress else 0,
-        help="more logging (-vv also shows tracebacks)",
-    )
-    parser.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        default=default if suppress else False,
-        help="no progress bars or log messages below warnings",
-    )
+    """--json, -v and --quiet; ``suppress``: on a subcommand, keep the top level's value."""
+    for flags, options in _GLOBAL:
+        extra = {"default": argparse.SUPPRESS} if suppress else {}
+        parser.add_argument(*flags, **{**options, **extra})
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:

@@ -25,25 +25,10 @@ is refused unless --overwrite is given, which removes them first. Launch with `t
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``predict``."""
     p = opt.add_command(sub, "predict", HELP, DESCRIPTION)
-    opt.add_weights_option(p)
-    p.add_argument("--fasta", metavar="FASTA", help="indexed genome FASTA (plain or bgzip)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument(
-        "--region",
-        action="append",
-        metavar="CHR:START-END",
-        help="region, 1-based inclusive as samtools (commas allowed); repeat for more",
-    )
-    src.add_argument("--bed", metavar="BED", help="BED file of regions (0-based, half-open)")
-    src.add_argument(
-        "--chromosomes", metavar="CHR[,CHR...]", help="whole chromosomes, comma-separated"
-    )
-    src.add_argument(
-        "--sequences",
-        metavar="FASTA",
-        help="FASTA of sequences of the model's input length (no genomic coordinates: "
-        "h5/npz output only)",
-    )
+    opt.add_genomic_inputs(
+        p, "FASTA of sequences of the model's input length (no genomic coordinates: h5/npz "
+        "output only)", chromosomes=True,
+    )  # fmt: skip
     opt.add_tracks_option(
         p,
         "tracks to write: indices '0,5,10-20', 'all', or with a track sheet identifiers, "

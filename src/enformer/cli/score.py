@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import re
 from typing import Any
 
-from .options import add_attention_option, apply_attention_option
+from . import options as opt
 
 HELP = "score variants (VCF/TSV/strings) -> Parquet, TSV, HDF5 (sad.h5) or annotated VCF"
 
@@ -33,125 +32,69 @@ same settings; finished chunks are checked against the genome's bases and recomp
 FASTA changed. One run at a time per --out: a second run while the first is alive is refused
 (exit 2) and touches nothing; --shard runs of one job may run side by side."""
 
-# Lets "--shifts -1,0,1" through: argparse would otherwise take "-1,0,1" for an option.
-_NEGATIVE_NUMBERS = re.compile(r"^-\d+$|^-\d*\.\d+$|^-\d+(,-?\d+)+$")
-
-
-_SELECTION = (
-    "tracks: indices '0,5,10-20', or with a sheet identifiers, 'assay:CAGE', ... (default all)"
-)
 _GENES = (
     "score the TSS bins of each gene of this GTF in the output window (one row per variant x "
     "gene); a variant with no TSS in its output window is listed in the .skipped table with "
     "that reason (not predicted)"
 )
-_SHIFTS = (
-    "shifts in bp to average, e.g. --shifts -1,0,1 (default 0), each at most half an output bin "
-    "(|S| <= 64 bp for 128-bp bins; Enformer was trained with up to 3)"
-)
-_MISMATCH = (
-    "REF differs from the genome: stop, skip and report, or flip when the genome carries ALT "
-    "(default fail)"
-)
-_NO_REUSE = (
-    "run full forwards of every allele instead of reusing the reference's conv activations "
-    "(same numbers, slower; for checking)"
-)
 _SHARD = (
     "compute only shard I of N (1-based) into --work-dir and write no output; run once per "
     "process/device with the same settings, then once without --shard to assemble"
 )
-_CHR = "map chromosome names that differ only by 'chr' (1 <-> chr1, MT <-> chrM)"
-_FLAG = {"action": "store_true"}
-# (group, flags, options), in --help order; group: None (parser), "source" or "window"
-_OPTIONS: list[tuple[str | None, str, dict[str, Any]]] = [
-    (None, "--weights", {"required": True, "metavar": "DIR|NAME",
-                         "help": "checkpoint directory, file or hub name"}),
-    (None, "--fasta", {"required": True, "metavar": "FASTA", "help": "indexed genome FASTA"}),
-    ("source", "--vcf", {"metavar": "VCF", "help": "variants: VCF, VCF.gz or BCF"}),
-    ("source", "--tsv", {"metavar": "TSV", "help": "variants: TSV with chrom pos ref alt [id]"}),
-    ("source", "--variant", {"action": "append", "metavar": "CHR:POS:REF>ALT",
-                             "help": "a variant, 1-based (repeatable), e.g. chr1:14677:G>A"}),
-    (None, "--out", {"required": True, "metavar": "FILE",
-                     "help": "output file (format by suffix)"}),
-    (None, "--stats", {"default": "SAD",
-                       "help": "comma-separated statistics (default SAD), e.g. SAD,logSED"}),
-    (None, "--tracks", {"default": None, "metavar": "SEL", "help": _SELECTION}),
-    (None, "--targets", {"metavar": "SHEET", "help": "track sheet (targets_human.txt) for "
-                         "names, identifiers and strand pairs"}),
-    (None, "--head", {"default": "human", "help": "output head (default human)"}),
-    ("window", "--genes", {"metavar": "GTF", "help": _GENES}),
-    ("window", "--center-bins", {"type": int, "metavar": "W",
-                                 "help": "score only W bins around the variant"}),
-    (None, "--tss-width", {"type": int, "default": 3, "metavar": "W",
-                           "help": "bins around each TSS (default 3)"}),
-    (None, "--rc", {**_FLAG, "help": "average forward and reverse complement"}),
-    (None, "--shifts", {"nargs": "+", "default": ["0"], "metavar": "S", "help": _SHIFTS}),
-    (None, "--on-ref-mismatch", {"choices": ["fail", "skip", "flip"], "default": "fail",
-                                 "help": _MISMATCH}),
-    (None, "--group-span", {"type": int, "metavar": "BP", "help": "variants within BP share "
-                            "one reference window (placement recorded per variant)"}),
-    (None, "--wide", {**_FLAG, "help": "one column per statistic and track"}),
-    (None, "--vcf-tracks", {"metavar": "SEL",
-                            "help": "VCF output: tracks to annotate (default all scored)"}),
-    (None, "--batch-size", {"type": int, "default": 1, "metavar": "N",
-                            "help": "sequences per forward"}),
-    (None, "--device", {"default": None, "help": "device, e.g. cpu or cuda:0"}),
-    (None, "--attention", {}),  # cli/options.py
-    (None, "--no-reuse", {**_FLAG, "help": _NO_REUSE}),
-    (None, "--chunk-size", {"type": int, "default": 64, "metavar": "N",
-                            "help": "variants per resumable chunk"}),
-    (None, "--work-dir", {"metavar": "DIR",
-                          "help": "resume directory (default <out>.enformer-work)"}),
-    (None, "--no-resume", {**_FLAG, "help": "ignore finished chunks; start over"}),
-    (None, "--keep-work", {**_FLAG, "help": "keep the work directory afterwards"}),
-    (None, "--shard", {"metavar": "I/N", "help": _SHARD}),
-    (None, "--chrom-alias", {**_FLAG, "help": _CHR}),
-]  # fmt: skip
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``score`` on the top-level subparsers."""
-    p = subparsers.add_parser(
-        "score",
-        help=HELP,
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    if hasattr(p, "_negative_number_matcher"):
-        p._negative_number_matcher = _NEGATIVE_NUMBERS
-    groups = {
-        "source": p.add_mutually_exclusive_group(required=True),
-        "window": p.add_mutually_exclusive_group(),
-    }
-    for group, flag, options in _OPTIONS:
-        if flag == "--attention":
-            add_attention_option(p)
-        else:
-            (groups[group] if group else p).add_argument(flag, **options)
-    return p
-
-
-def _parse_shifts(values: list[str]) -> tuple[int, ...]:
-    out: list[int] = []
-    for value in values:
-        for piece in value.replace(" ", ",").split(","):
-            if not piece:
-                continue
-            try:
-                out.append(int(piece))
-            except ValueError:
-                raise ValueError(f"--shifts takes integers (bp), got {piece!r}") from None
-    return tuple(out) or (0,)
-
-
-def _parse_shard(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
-        raise ValueError(f"--shard takes I/N with 1 <= I <= N, e.g. 1/4; got {text!r}")
-    return int(match.group(1)) - 1, int(match.group(2))
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``score``."""
+    p = opt.add_command(sub, "score", HELP, DESCRIPTION, raw=True)
+    p.add_argument("--weights", required=True, metavar="DIR|NAME",
+                   help="checkpoint directory, file or hub name")
+    p.add_argument("--fasta", required=True, metavar="FASTA", help="indexed genome FASTA")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--vcf", metavar="VCF", help="variants: VCF, VCF.gz or BCF")
+    source.add_argument("--tsv", metavar="TSV", help="variants: TSV with chrom pos ref alt [id]")
+    source.add_argument("--variant", action="append", metavar="CHR:POS:REF>ALT",
+                        help="a variant, 1-based (repeatable), e.g. chr1:14677:G>A")
+    p.add_argument("--out", required=True, metavar="FILE", help="output file (format by suffix)")
+    p.add_argument("--stats", default="SAD",
+                   help="comma-separated statistics (default SAD), e.g. SAD,logSED")
+    opt.add_tracks_option(p, "tracks: indices '0,5,10-20', or with a sheet identifiers, "
+                          "'assay:CAGE', ... (default all)")
+    opt.add_targets_option(p, "track sheet (targets_human.txt) for names, identifiers and "
+                           "strand pairs")
+    p.add_argument("--head", default="human", help="output head (default human)")
+    window = p.add_mutually_exclusive_group()
+    window.add_argument("--genes", metavar="GTF", help=_GENES)
+    window.add_argument("--center-bins", type=int, metavar="W",
+                        help="score only W bins around the variant")
+    p.add_argument("--tss-width", type=int, default=3, metavar="W",
+                   help="bins around each TSS (default 3)")
+    opt.add_rc_option(p, "average forward and reverse complement")
+    opt.add_shifts_option(p, "shifts in bp to average, e.g. --shifts -1,0,1 (default 0),",
+                          spaced=True)
+    p.add_argument("--on-ref-mismatch", choices=["fail", "skip", "flip"], default="fail",
+                   help="REF differs from the genome: stop, skip and report, or flip when the "
+                   "genome carries ALT (default fail)")
+    p.add_argument("--group-span", type=int, metavar="BP", help="variants within BP share one "
+                   "reference window (placement recorded per variant)")
+    p.add_argument("--wide", action="store_true", help="one column per statistic and track")
+    p.add_argument("--vcf-tracks", metavar="SEL",
+                   help="VCF output: tracks to annotate (default all scored)")
+    opt.add_batch_size_option(p, 1, "sequences per forward")
+    opt.add_device_option(p, "device, e.g. cpu or cuda:0")
+    opt.add_attention_option(p)
+    p.add_argument("--no-reuse", action="store_true",
+                   help="run full forwards of every allele instead of reusing the reference's "
+                   "conv activations (same numbers, slower; for checking)")
+    p.add_argument("--chunk-size", type=int, default=64, metavar="N",
+                   help="variants per resumable chunk")
+    p.add_argument("--work-dir", metavar="DIR",
+                   help="resume directory (default <out>.enformer-work)")
+    p.add_argument("--no-resume", action="store_true", help="ignore finished chunks; start over")
+    p.add_argument("--keep-work", action="store_true",
+                   help="keep the work directory afterwards")
+    p.add_argument("--shard", metavar="I/N", help=_SHARD)
+    opt.add_chrom_alias_option(p)
+    return p  # fmt: skip
 
 
 # Arguments handed to write_scores under their own names.
@@ -164,47 +107,35 @@ _PASSED = (
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Score the variants; return the summary."""
     from ..data.genome import Genome
-    from ..variants.score import write_scores
     from ..inference.selection import track_sheet_for
+    from ..variants.score import write_scores
     from ..weights import load_pretrained
 
-    shifts = _parse_shifts(args.shifts)
-    shard = _parse_shard(args.shard)
+    shifts = opt.parse_shifts(args.shifts)
+    shard = opt.parse_shard(args.shard)
     model = load_pretrained(args.weights, device=args.device or "cpu", progress=not args.quiet)
-    apply_attention_option(model, args)
-    sheet = track_sheet_for(
-        args.weights, args.head, args.targets, n_tracks=model.config.heads.get(args.head)
-    )
-    variants: Any = args.vcf or args.tsv or list(args.variant)
+    opt.apply_attention_option(model, args)
+    n_tracks = model.config.heads.get(args.head)
+    sheet = track_sheet_for(args.weights, args.head, args.targets, n_tracks=n_tracks)
     genome = Genome(args.fasta, chrom_aliases=args.chrom_alias)
     try:
         summary = write_scores(
-            model,
-            variants,
-            genome,
-            args.out,
+            model, args.vcf or args.tsv or list(args.variant), genome, args.out,
             **{name: getattr(args, name) for name in _PASSED},
-            track_sheet=sheet,
-            shifts=shifts,
-            genes_gtf=args.genes,
-            progress=not args.quiet,
-            resume=not args.no_resume,
-            model_name=str(args.weights),
-            shard=shard,
+            track_sheet=sheet, shifts=shifts, genes_gtf=args.genes, progress=not args.quiet,
+            resume=not args.no_resume, model_name=str(args.weights), shard=shard,
             predictor="naive" if args.no_reuse else "reuse",
-        )
+        )  # fmt: skip
     finally:
         genome.close()
     if shard is not None:
+        done = summary["complete"]
         summary["_text"] = (
             f"shard {shard[0] + 1}/{shard[1]}: computed {summary['chunks_computed']} of "
             f"{summary['chunks']} chunk(s) into {summary['work_dir']}; "
-            + (
-                "all chunks done: run again without --shard to write the outputs"
-                if summary["complete"]
-                else f"{summary['chunks_missing']} chunk(s) still missing (other shards)"
-            )
-        )
+            + ("all chunks done: run again without --shard to write the outputs" if done
+               else f"{summary['chunks_missing']} chunk(s) still missing (other shards)")
+        )  # fmt: skip
         return summary
     summary["model_description"] = model.config.description or None
     summary["_text"] = _render(summary)

@@ -32,7 +32,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Format = Literal["bigwig", "h5", "npz"]
-FORMATS: tuple[str, ...] = ("bigwig", "h5", "npz")
+FORMATS: tuple[str, ...] = get_args(Format)
 """Output formats understood by :func:`predict_to_files`."""
 
 SETTINGS_NAME = "enformer_predict.json"

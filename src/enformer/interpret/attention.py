@@ -140,20 +140,9 @@ class AttentionMaps:
         layer: int | Sequence[int] | None = None,
         head: int | Sequence[int] | None = None,
     ) -> np.ndarray:
-        """Attention every query bin gives one key bin, averaged over layers and heads.
-
-        Parameters
-        ----------
-        key : int
-            Attention bin of the key.
-        layer, head : int or sequence of int, optional
-            What to average over.
-
-        Returns
-        -------
-        numpy.ndarray
-            ``(T,)``.
-        """
+        """Attention every query bin gives the key bin ``key``: ``(T,)``, averaged over
+        ``layer`` and ``head`` as in :meth:`from_bin` (each query's row sums to 1, this
+        column need not)."""
         if not 0 <= key < self.n_bins:
             raise ValueError(f"key bin {key} is outside 0..{self.n_bins - 1}")
         return self._select(layer, head)[..., :, key].mean(axis=(0, 1))

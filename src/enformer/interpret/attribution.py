@@ -49,7 +49,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -82,7 +82,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Method = Literal["grad_x_input", "saliency", "integrated_gradients"]
-METHODS: tuple[str, ...] = ("grad_x_input", "saliency", "integrated_gradients")
+METHODS: tuple[str, ...] = get_args(Method)
 """Names accepted by :func:`contribution_scores` ``method=``."""
 
 # Checkpointing is switched on by default when length x channels reaches this (the

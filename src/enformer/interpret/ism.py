@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,6 +38,8 @@ import numpy as np
 import torch
 
 from ..data.sequence import decode, one_hot
+from ..io.jobdir import JobDir
+from ..io.jobs import model_fingerprint, sequence_digest
 from ..io.progress import progress_bar
 from ..model.geometry import OutputGeometry, output_geometry
 from ..runtime import parse_device
@@ -47,7 +50,7 @@ from .state import model_state
 if TYPE_CHECKING:
     from ..model.enformer import Enformer
 
-__all__ = ["ISM", "read_ism", "saturation_mutagenesis", "write_ism"]
+__all__ = ["ISM", "ism_job", "read_ism", "saturation_mutagenesis", "write_ism"]
 
 logger = logging.getLogger(__name__)
 
@@ -296,6 +299,8 @@ def saturation_mutagenesis(
     track_labels: Sequence[str] | None = None,
     chrom: str | None = None,
     input_start: int | None = None,
+    work: JobDir | None = None,
+    unit_positions: int = 64,
 ) -> ISM:
     """Mutate every position of ``[start, end)`` to each other base and record the read-out.
 
@@ -330,6 +335,12 @@ def saturation_mutagenesis(
         Chromosome of the input window.
     input_start : int, optional
         0-based genomic position of input index 0.
+    work : JobDir, optional
+        A claimed job folder (:func:`ism_job`): the window is scored in units of
+        ``unit_positions`` positions, each saved there when done, and units an earlier run
+        finished are read back instead of computed (batches never span two units).
+    unit_positions : int, optional
+        Positions per unit with ``work`` (default 64, i.e. 192 mutants).
 
     Returns
     -------
@@ -357,20 +368,33 @@ def saturation_mutagenesis(
     window = xt[start - crop : end - crop].float().cpu().numpy()
     ref_base = window.argmax(axis=1)
     is_n = ~window.any(axis=1)
-    mutants = [(p, b) for p in range(end - start) for b in range(4) if is_n[p] or b != ref_base[p]]
     n_pos = end - start
+    step = unit_positions if work is not None else max(n_pos, 1)
+    if step < 1:
+        raise ValueError(f"unit_positions must be >= 1, got {unit_positions}")
+    units = [(p0, min(p0 + step, n_pos)) for p0 in range(0, n_pos, step)]
+    done = work.done() if work is not None else set()
     scores = np.zeros((n_pos, 4, len(track_list)), dtype=np.float32)
-    bar = progress_bar(len(mutants), "ISM", progress, unit="mutant")
+    n_mutants = sum(4 if is_n[p] else 3 for p in range(n_pos))
+    bar = progress_bar(n_mutants, "ISM", progress, unit="mutant")
     try:
         with model_state(model, device=dev, freeze=False), torch.inference_mode():
             readout = _Readout(model, head, track_list, bin_list, reduce, exact_reuse)
             reference = readout.reference(xt)
-            for lo in range(0, len(mutants), batch_size):
-                chunk = [(start - crop + p, b) for p, b in mutants[lo : lo + batch_size]]
-                values = readout.mutants(xt, chunk)  # (k, tracks)
-                for (p, b), v in zip(mutants[lo : lo + batch_size], values, strict=True):
-                    scores[p, b] = v
-                bar.update(len(chunk))
+            for u, (p0, p1) in enumerate(units):
+                mutants = [(p, b) for p in range(p0, p1) for b in range(4)
+                           if is_n[p] or b != ref_base[p]]  # fmt: skip
+                if u in done:
+                    scores[p0:p1] = work.load(u)["scores"]
+                else:
+                    for lo in range(0, len(mutants), batch_size):
+                        batch = mutants[lo : lo + batch_size]
+                        values = readout.mutants(xt, [(start - crop + p, b) for p, b in batch])
+                        for (p, b), v in zip(batch, values, strict=True):
+                            scores[p, b] = v
+                    if work is not None:
+                        work.save(u, {"scores": scores[p0:p1]})
+                bar.update(len(mutants))
     finally:
         bar.close()
     for p in range(n_pos):
@@ -379,7 +403,7 @@ def saturation_mutagenesis(
     logger.info(
         "ISM of %d positions x 3 alternatives (%d mutants, %s)",
         n_pos,
-        len(mutants),
+        n_mutants,
         "exact reuse" if exact_reuse else "naive",
     )
     return ISM(
@@ -404,6 +428,33 @@ def saturation_mutagenesis(
             "batch_size": batch_size,
         },
     )
+
+
+@contextmanager
+def ism_job(
+    out_dir: str | os.PathLike[str], model: torch.nn.Module, x: np.ndarray, **settings: Any
+) -> Iterator[JobDir]:
+    """The resumable job folder ``OUT/.work`` of one ISM run, claimed for the ``with`` block.
+
+    Its settings are the model's fingerprint, the digest of the input ``x`` (one-hot) and
+    ``settings`` (JSON-ready: window, tracks, bins, reduce, method, batch size...): a run
+    with the same ones resumes the finished units; other ones start over. On a normal exit
+    the folder is removed; after an error or interrupt the finished units stay for the next
+    run. A second live run into the same folder is refused (:class:`~enformer.io.jobs.JobLock`).
+    """
+    out = Path(out_dir)
+    job = {"model": model_fingerprint(model), "input": sequence_digest(np.asarray(x)), **settings}
+    store = JobDir(out / ".work", job, what=f"output directory {out}")
+    done = store.claim()
+    if done:
+        logger.info("resuming: %d finished unit(s) in %s", len(done), store.path)
+    ok = False
+    try:
+        yield store
+        store.remove()
+        ok = True
+    finally:
+        store.release(discard=not ok and not store.done())
 
 
 # --------------------------------------------------------------------------------------

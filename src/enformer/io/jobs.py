@@ -135,15 +135,7 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Final file.
-    data : bytes
-        Its contents.
-    """
+    """Write the bytes ``data`` to the file ``path`` atomically (temporary file, fsync, rename)."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
 

@@ -69,7 +69,24 @@ class SoftmaxPooling1D(nn.Module):
         return torch.addcmul(x1, diff, torch.sigmoid(logits))
 
 
-class Stem(nn.Module):
+class _ResidualPool(nn.Module):
+    """The shape of the stem and of each tower block: a first layer, a residual pointwise
+    ConvBlock, then softmax pooling; subclasses name the first layer as the weights do."""
+
+    pointwise_conv_block: ConvBlock
+    softmax_pooling: SoftmaxPooling1D
+
+    def first(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C_in, L) -> (B, C_out, L/2)``."""
+        x = self.first(x)
+        x = x + self.pointwise_conv_block(x)
+        return self.softmax_pooling(x)
+
+
+class Stem(_ResidualPool):
     """Conv1d(4 -> C/2, 15) -> Residual(ConvBlock(C/2, 1)) -> pool."""
 
     def __init__(self, out_channels: int, kernel_size: int, *, eps: float, momentum: float) -> None:
@@ -80,14 +97,12 @@ class Stem(nn.Module):
         )
         self.softmax_pooling = SoftmaxPooling1D(out_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 4, L) -> (B, C/2, L/2)``."""
-        x = self.conv1_d(x)
-        x = x + self.pointwise_conv_block(x)
-        return self.softmax_pooling(x)
+    def first(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem's convolution, ``(B, 4, L) -> (B, C/2, L)``."""
+        return self.conv1_d(x)
 
 
-class ConvTowerBlock(nn.Module):
+class ConvTowerBlock(_ResidualPool):
     """ConvBlock(f, 5) -> Residual(ConvBlock(f, 1)) -> pool."""
 
     def __init__(
@@ -102,11 +117,9 @@ class ConvTowerBlock(nn.Module):
         )
         self.softmax_pooling = SoftmaxPooling1D(out_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C_in, L) -> (B, C_out, L/2)``."""
-        x = self.conv_block(x)
-        x = x + self.pointwise_conv_block(x)
-        return self.softmax_pooling(x)
+    def first(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's width-changing ConvBlock, ``(B, C_in, L) -> (B, C_out, L)``."""
+        return self.conv_block(x)
 
 
 def crop_to_target(x: torch.Tensor, target_length: int | None, dim: int = 1) -> torch.Tensor:

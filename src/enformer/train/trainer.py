@@ -42,6 +42,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..io.jobs import write_bytes_atomic
+from . import distributed as dist
 from .checkpoint import (
     CHECKPOINT_NAME,
     TrainState,
@@ -56,15 +57,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig, config_to_dict, dump_config
 from .data import epoch_batches, make_eval_loader, make_train_loader
-from .distributed import (
-    DistEnv,
-    all_gather_object,
-    barrier,
-    convert_sync_batchnorm,
-    current_env,
-    unwrap,
-    wrap_ddp,
-)
+from .distributed import DistEnv
 from .evaluation import EvalResult, evaluate
 from .finetune import export_model, freeze_batchnorm, frozen_batchnorm_names
 from .losses import get_loss
@@ -165,7 +158,7 @@ class Trainer:
         callbacks: Sequence[Callback] = (),
     ) -> None:
         self.config = config
-        self.env = env or current_env(config.device)
+        self.env = env or dist.current_env(config.device)
         self.device = self.env.device
         self.run_dir = Path(config.run_dir)
         self.track_sheet = track_sheet
@@ -181,7 +174,7 @@ class Trainer:
         self.net = self._prepare_model(model)
         ckpt = None if resume_path is None else load_checkpoint(resume_path, map_location="cpu")
         self.state = self._resume_model(ckpt, resume_path)
-        self.ddp = wrap_ddp(self.net, self.env)
+        self.ddp = dist.wrap_ddp(self.net, self.env)
         self.optimizer, self.scheduler = self._build_optimizer()
         if ckpt is not None:
             self._resume_training(ckpt)
@@ -211,14 +204,14 @@ class Trainer:
     def _prepare_model(self, model: nn.Module) -> nn.Module:
         """``model`` on the run's device, checkpointing as configured, BatchNorms synchronised."""
         config = self.config
-        net = unwrap(model).to(self.device)
+        net = dist.unwrap(model).to(self.device)
         if config.head not in net.heads:
             raise KeyError(f"head {config.head!r} not in the model's heads {sorted(net.heads)}")
         if config.model.gradient_checkpointing:
             net.set_gradient_checkpointing(True)
         if self.env.distributed and config.sync_batchnorm:
             frozen = frozen_batchnorm_names(net)
-            net = convert_sync_batchnorm(net, self.device)
+            net = dist.convert_sync_batchnorm(net, self.device)
             for name in frozen:
                 freeze_batchnorm(net.get_submodule(name))
         return net
@@ -491,7 +484,7 @@ class Trainer:
 
     def checkpoint(self) -> None:
         """Write ``run_dir/checkpoint.pt`` with every rank's RNG states (collective call)."""
-        rng = all_gather_object(capture_rng_state())
+        rng = dist.all_gather_object(capture_rng_state())
         if self.env.is_main:
             save_checkpoint(
                 self.run_dir / CHECKPOINT_NAME,
@@ -511,7 +504,7 @@ class Trainer:
                     "versions": writer_versions(),
                 },
             )
-        barrier()
+        dist.barrier()
 
     def finish(self) -> None:
         """Export the model to ``run_dir/final`` and write ``summary.json`` (collective call)."""
@@ -529,7 +522,7 @@ class Trainer:
                 "config": self._config_dict,
             }
             write_json(self.run_dir / "summary.json", summary)
-        barrier()
+        dist.barrier()
 
     def close(self) -> None:
         """Close the logs (TensorBoard)."""

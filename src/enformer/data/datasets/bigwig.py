@@ -499,14 +499,9 @@ class BigWigDataset(Dataset):
         for j, track in enumerate(self.track_sheet):
             cov = self._coverage(handles[j], self._bw_chroms[j], window.chrom, start, end)
             target[:, j] = summarize_coverage(
-                cov,
-                self.bin_size,
-                sum_stat=track.sum_stat,
-                scale=track.scale,
-                clip=track.clip,
-                clip_soft=track.clip_soft,
-                transform=self.transform,
-            )
+                cov, self.bin_size, sum_stat=track.sum_stat, scale=track.scale, clip=track.clip,
+                clip_soft=track.clip_soft, transform=self.transform,
+            )  # fmt: skip
         return {
             "sequence": codes_onehot(codes),
             "target": torch.from_numpy(target),
