@@ -96,7 +96,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             reduce=args.reduce, batch_size=batch, exact_reuse=not args.naive,
             progress=not args.quiet, device=args.device, track_ids=sel.names,
             track_labels=sel.descriptions, chrom=chrom, input_start=window.start, work=work,
-            unit_positions=args.chunk_positions,
         )  # fmt: skip
     settings = {
         "command": "enformer ism", "weights": args.weights, "fasta": args.fasta,

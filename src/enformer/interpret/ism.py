@@ -300,7 +300,6 @@ def saturation_mutagenesis(
     chrom: str | None = None,
     input_start: int | None = None,
     work: JobDir | None = None,
-    unit_positions: int = 64,
 ) -> ISM:
     """Mutate every position of ``[start, end)`` to each other base and record the read-out.
 
@@ -336,11 +335,10 @@ def saturation_mutagenesis(
     input_start : int, optional
         0-based genomic position of input index 0.
     work : JobDir, optional
-        A claimed job folder (:func:`ism_job`): the window is scored in units of
-        ``unit_positions`` positions, each saved there when done, and units an earlier run
-        finished are read back instead of computed (batches never span two units).
-    unit_positions : int, optional
-        Positions per unit with ``work`` (default 64, i.e. 192 mutants).
+        A claimed job folder (:func:`ism_job`): the window is scored in units of the job's
+        ``unit_positions`` setting (default 64 positions, 192 mutants), each saved there
+        when done; units an earlier run finished are read back instead of computed (batches
+        never span two units).
 
     Returns
     -------
@@ -369,9 +367,9 @@ def saturation_mutagenesis(
     ref_base = window.argmax(axis=1)
     is_n = ~window.any(axis=1)
     n_pos = end - start
-    step = unit_positions if work is not None else max(n_pos, 1)
+    step = int(work.settings.get("unit_positions", 64)) if work is not None else max(n_pos, 1)
     if step < 1:
-        raise ValueError(f"unit_positions must be >= 1, got {unit_positions}")
+        raise ValueError(f"unit_positions must be >= 1, got {step}")
     units = [(p0, min(p0 + step, n_pos)) for p0 in range(0, n_pos, step)]
     done = work.done() if work is not None else set()
     scores = np.zeros((n_pos, 4, len(track_list)), dtype=np.float32)
@@ -437,7 +435,8 @@ def ism_job(
     """The resumable job folder ``OUT/.work`` of one ISM run, claimed for the ``with`` block.
 
     Its settings are the model's fingerprint, the digest of the input ``x`` (one-hot) and
-    ``settings`` (JSON-ready: window, tracks, bins, reduce, method, batch size...): a run
+    ``settings`` (JSON-ready: window, tracks, bins, reduce, method, batch size, and
+    ``unit_positions``, the positions per saved unit, default 64): a run
     with the same ones resumes the finished units; other ones start over. On a normal exit
     the folder is removed; after an error or interrupt the finished units stay for the next
     run. A second live run into the same folder is refused (:class:`~enformer.io.jobs.JobLock`).
