@@ -72,7 +72,7 @@ def output_geometry(config: EnformerConfig, length: int | None = None) -> Output
     length = config.sequence_length if length is None else int(length)
     pre = 0
     effective = length
-    if length == 2 * config.sequence_length:
+    if length == 2 * config.sequence_length and getattr(config, "crops_double_input", True):
         pre = (length - config.sequence_length) // 2
         effective = config.sequence_length
     bin_size = config.bin_size

@@ -130,6 +130,9 @@ def load_pretrained(
 ) -> Enformer:
     """Load an Enformer from our checkpoint, enformer-pytorch / TF weights, or the hub.
 
+    A Calico Borzoi release folder (``params.json`` + ``model0_best.h5`` / ``model1_best.h5``)
+    gives a :class:`~enformer.model.borzoi.Borzoi` instead (:mod:`enformer.weights.borzoi`).
+
     Parameters
     ----------
     path_or_name
@@ -179,6 +182,11 @@ def load_pretrained(
     enformer-pytorch's ``use_tf_gamma`` switch is ignored: our model computes the gamma
     positional features the way the trained TF model does, for any input length.
     """
+    from .borzoi import is_borzoi_folder, load_borzoi_folder
+
+    if config is None and is_borzoi_folder(path_or_name):  # Calico's Borzoi release layout
+        borzoi = load_borzoi_folder(path_or_name).to(device)
+        return borzoi.to(_as_dtype(dtype)) if dtype is not None else borzoi
     model, _ = _load(
         path_or_name,
         config=config,

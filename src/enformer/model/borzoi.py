@@ -1,0 +1,347 @@
+"""Borzoi (Linder et al., Nature Genetics 2025) in PyTorch, faithful to Calico's baskerville.
+
+The network is built, as baskerville's ``seqnn.SeqNN`` builds it, from the ``model`` section
+of Borzoi's ``params.json`` (:meth:`BorzoiConfig.from_params`). Its parts, in order
+(baskerville ``blocks.py`` / ``layers.py`` at calico/baskerville@544073b):
+
+* ``conv_dna``: Conv1d(4 -> F, 15, bias), no norm, linear, max pool 2.
+* ``res_tower``: ``repeat`` x ``conv_nac`` (BatchNorm -> GELU -> Conv1d(k 5, bias)); widths grow
+  geometrically from ``filters_init`` to ``filters_end``, each rounded to ``divisible_by``;
+  with ``num_convs`` 1 there is no residual add. Each block's output *before* its max pool is
+  kept for the U-Net.
+* ``transformer_tower``: ``repeat`` x [LayerNorm -> attention -> add; LayerNorm -> Dense(2C)
+  -> ReLU -> Dense(C) -> add]. The attention is Enformer's relative-position attention with
+  *central-mask* positional features only, computed for the actual number of bins.
+* 2 x ``unet_conv``: BatchNorm + GELU on the deep input and on the tower representation of twice
+  its length, a Dense of each to the deep width, nearest-neighbour upsampling x2 of the deep
+  path, add, then a separable conv (depthwise k 3, pointwise with bias).
+* ``Cropping1D`` (16 bins per side in the released prediction parameters), ``conv_nac``
+  (BatchNorm -> GELU -> Conv1d(k 1)), the trunk's final GELU, and one Dense + softplus per head.
+
+Keras defaults that matter for parity: BatchNorm and LayerNorm epsilon 1e-3; ``gelu`` is the tanh
+approximation (``layers.activate`` calls ``tf.keras.activations.gelu(approximate=True)``);
+``same`` padding of a k-wide conv pads ``(k - 1) // 2`` on the left. Inputs are one-hot
+``(B, L, 4)`` in A, C, G, T order with ``L`` a multiple of 128; outputs ``(B, bins, tracks)`` at
+32 bp, ``bins = L / 32 - 2 * crop``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Borzoi", "BorzoiConfig", "central_mask_features", "res_tower_widths"]
+
+# Keras' default epsilons (BatchNormalization and LayerNormalization).
+BN_EPS = 1e-3
+LN_EPS = 1e-3
+
+
+def res_tower_widths(filters_init: int, filters_end: int, repeat: int, divisible_by: int):
+    """The conv widths of baskerville's ``res_tower``: geometric, rounded to ``divisible_by``."""
+    mult = math.exp(math.log(filters_end / filters_init) / (repeat - 1))
+    widths, current = [], float(filters_init)
+    for _ in range(repeat):
+        widths.append(int(np.round(current / divisible_by) * divisible_by))
+        current *= mult
+    return widths
+
+
+@dataclass(frozen=True)
+class BorzoiConfig:
+    """Hyper-parameters of a Borzoi network (the ``model`` section of ``params.json``)."""
+
+    sequence_length: int = 524_288
+    dna_filters: int = 512  # conv_dna
+    dna_kernel: int = 15
+    tower_filters_init: int = 608  # res_tower
+    tower_filters_end: int = 1536
+    tower_divisible_by: int = 32
+    tower_kernel: int = 5
+    tower_repeat: int = 6
+    key_size: int = 64  # transformer_tower
+    attention_heads: int = 8
+    position_features: int = 32
+    transformer_repeat: int = 8
+    dense_expansion: float = 2.0
+    unet_kernel: int = 3  # each unet_conv
+    unet_repeat: int = 2
+    crop: int = 16  # Cropping1D, bins per side
+    final_filters: int = 1920  # conv_nac
+    heads: dict[str, int] = field(default_factory=lambda: {"human": 7611, "mouse": 2608})
+    description: str = ""
+
+    family = "borzoi"
+    bin_size = 32
+    target_length = None
+    crops_double_input = False
+
+    @property
+    def tower_widths(self) -> list[int]:
+        """Conv width of each ``res_tower`` block."""
+        return res_tower_widths(self.tower_filters_init, self.tower_filters_end,
+                                self.tower_repeat, self.tower_divisible_by)  # fmt: skip
+
+    @property
+    def channels(self) -> int:
+        """Width at the transformer (the last tower block's)."""
+        return self.tower_widths[-1]
+
+    @property
+    def embedding_size(self) -> int:
+        """Features per output bin before the heads (``final_filters``)."""
+        return self.final_filters
+
+    def output_bins(self, length: int) -> int:
+        """Output bins for an input of ``length`` bp."""
+        return length // self.bin_size - 2 * self.crop
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {"family": self.family, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BorzoiConfig:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{k: v for k, v in data.items() if k != "family"})
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], **overrides: Any) -> BorzoiConfig:
+        """Read Calico's ``params.json`` (the whole file or its ``model`` section).
+
+        Only the block layout of the released Borzoi models is understood (conv_dna,
+        res_tower, transformer_tower, unet_conv blocks, Cropping1D, conv_nac, ``final``
+        heads); anything else is refused with the block's name.
+        """
+        model = params.get("model", params)
+        blocks = {b["name"]: b for b in model["trunk"]}
+        known = {"conv_dna", "res_tower", "transformer_tower", "unet_conv", "Cropping1D",
+                 "conv_nac"}  # fmt: skip
+        unknown = [b["name"] for b in model["trunk"] if b["name"] not in known]
+        if unknown or model.get("activation", "gelu") != "gelu":
+            raise ValueError(f"not a Borzoi layout this package reads: blocks {unknown}")
+        dna, tower, tr = blocks["conv_dna"], blocks["res_tower"], blocks["transformer_tower"]
+        if tower.get("num_convs", 1) != 1:
+            raise ValueError("res_tower with num_convs > 1 is not supported")
+        heads = {k[len("head_"):]: v["units"] for k, v in sorted(model.items())
+                 if k.startswith("head_")}  # fmt: skip
+        fields = dict(
+            sequence_length=model.get("seq_length", 524_288),
+            dna_filters=dna["filters"], dna_kernel=dna.get("kernel_size", 15),
+            tower_filters_init=tower["filters_init"], tower_filters_end=tower["filters_end"],
+            tower_divisible_by=tower.get("divisible_by", 1),
+            tower_kernel=tower.get("kernel_size", 1), tower_repeat=tower["repeat"],
+            key_size=tr["key_size"], attention_heads=tr["heads"],
+            position_features=tr["num_position_features"], transformer_repeat=tr["repeat"],
+            dense_expansion=tr.get("dense_expansion", 2.0),
+            unet_kernel=blocks["unet_conv"].get("kernel_size", 1),
+            unet_repeat=sum(b["name"] == "unet_conv" for b in model["trunk"]),
+            crop=blocks.get("Cropping1D", {}).get("cropping", 0),
+            final_filters=blocks["conv_nac"]["filters"], heads=heads,
+        )  # fmt: skip
+        return replace(cls(**fields), **overrides)
+
+    @classmethod
+    def preset(cls, name: str) -> BorzoiConfig:
+        """``official`` (the released prediction parameters) or ``tiny`` (the test vectors')."""
+        if name == "official":
+            return cls()
+        if name == "tiny":
+            return cls(sequence_length=65_536, dna_filters=48, tower_filters_init=56,
+                       tower_filters_end=96, tower_divisible_by=8, key_size=16,
+                       attention_heads=2, transformer_repeat=2, final_filters=80,
+                       heads={"human": 24, "mouse": 12})  # fmt: skip
+        raise ValueError(f"unknown Borzoi preset {name!r}; use 'official' or 'tiny'")
+
+
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+def _same_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """Keras ``padding='same'``: ``(k - 1) // 2`` zeros on the left, the rest on the right."""
+    k = conv.kernel_size[0]
+    return conv(F.pad(x, ((k - 1) // 2, k // 2)))
+
+
+class ConvNAC(nn.Module):
+    """baskerville ``conv_nac``: BatchNorm -> GELU -> Conv1d (channels-first inside)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(c_in, eps=BN_EPS, momentum=0.1)
+        self.conv = nn.Conv1d(c_in, c_out, kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C_in, L) -> (B, C_out, L)``."""
+        return _same_conv(self.conv, _gelu(self.norm(x)))
+
+
+def central_mask_features(n_bins: int, features: int) -> torch.Tensor:
+    """Positional features ``(2T - 1, features)`` for relative distances ``-T+1 .. T-1``.
+
+    ``features / 2`` central-mask basis functions, 1 where ``r**k - 1 > |d|`` (k = 1..F/2,
+    ``r = exp(log(T + 1) / (F/2))``, in float32 as TensorFlow computes them), then the same
+    times ``sign(d)``.
+    """
+    half = features // 2
+    rate = np.float32(np.exp(np.log(n_bins + 1) / half))
+    widths = torch.pow(torch.tensor(rate), torch.arange(1, half + 1, dtype=torch.float32)) - 1
+    d = torch.arange(-n_bins + 1, n_bins, dtype=torch.float32)
+    mask = (widths[None, :] > d.abs()[:, None]).float()
+    return torch.cat([mask, torch.sign(d)[:, None] * mask], dim=-1)
+
+
+def _relative_shift(x: torch.Tensor) -> torch.Tensor:
+    """TransformerXL shift: ``(B, H, T, 2T-1)`` relative logits -> ``(B, H, T, T)``."""
+    b, h, t1, t2 = x.shape
+    x = torch.cat([x.new_zeros(b, h, t1, 1), x], dim=-1).reshape(b, h, t2 + 1, t1)
+    return x[:, :, 1:].reshape(b, h, t1, t2)[..., : (t2 + 1) // 2]
+
+
+class BorzoiAttention(nn.Module):
+    """baskerville ``layers.MultiheadAttention`` as Borzoi uses it (central-mask features)."""
+
+    def __init__(self, channels: int, heads: int, key_size: int, position_features: int):
+        super().__init__()
+        self.heads, self.key_size, self.position_features = heads, key_size, position_features
+        self.r_w_bias = nn.Parameter(torch.zeros(1, heads, 1, key_size))
+        self.r_r_bias = nn.Parameter(torch.zeros(1, heads, 1, key_size))
+        self.q = nn.Linear(channels, heads * key_size, bias=False)
+        self.k = nn.Linear(channels, heads * key_size, bias=False)
+        self.v = nn.Linear(channels, channels, bias=False)
+        self.out = nn.Linear(channels, channels)
+        self.r_k = nn.Linear(position_features, heads * key_size, bias=False)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        return x.reshape(b, t, self.heads, -1).transpose(1, 2)  # (B, H, T, C/H)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, C) -> (B, T, C)``."""
+        t = x.shape[1]
+        q = self._split(self.q(x)) * self.key_size**-0.5
+        k, v = self._split(self.k(x)), self._split(self.v(x))
+        content = (q + self.r_w_bias) @ k.transpose(-1, -2)
+        pos = central_mask_features(t, self.position_features).to(x)
+        r_k = self.r_k(pos).reshape(2 * t - 1, self.heads, -1).permute(1, 2, 0)  # (H, K, 2T-1)
+        logits = content + _relative_shift((q + self.r_r_bias) @ r_k)
+        out = torch.softmax(logits, dim=-1) @ v  # (B, H, T, V)
+        return self.out(out.transpose(1, 2).reshape(x.shape))
+
+
+class TransformerBlock(nn.Module):
+    """baskerville ``transformer`` + ``transformer_dense`` (ReLU feed-forward)."""
+
+    def __init__(self, cfg: BorzoiConfig) -> None:
+        super().__init__()
+        c = cfg.channels
+        self.norm1 = nn.LayerNorm(c, eps=LN_EPS)
+        self.attention = BorzoiAttention(c, cfg.attention_heads, cfg.key_size,
+                                         cfg.position_features)  # fmt: skip
+        self.norm2 = nn.LayerNorm(c, eps=LN_EPS)
+        self.dense1 = nn.Linear(c, int(cfg.dense_expansion * c))
+        self.dense2 = nn.Linear(int(cfg.dense_expansion * c), c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, C) -> (B, T, C)``."""
+        x = x + self.attention(self.norm1(x))
+        return x + self.dense2(torch.relu(self.dense1(self.norm2(x))))
+
+
+class UNetBlock(nn.Module):
+    """baskerville ``unet_conv`` with ``upsample_conv``: deep (x2) + skip, separable conv."""
+
+    def __init__(self, c_deep: int, c_skip: int, kernel: int) -> None:
+        super().__init__()
+        self.norm_deep = nn.BatchNorm1d(c_deep, eps=BN_EPS, momentum=0.1)
+        self.norm_skip = nn.BatchNorm1d(c_skip, eps=BN_EPS, momentum=0.1)
+        self.dense_deep = nn.Linear(c_deep, c_deep)
+        self.dense_skip = nn.Linear(c_skip, c_deep)
+        self.depthwise = nn.Conv1d(c_deep, c_deep, kernel, groups=c_deep, bias=False)
+        self.pointwise = nn.Conv1d(c_deep, c_deep, 1)
+
+    def forward(self, deep: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T)``, ``(B, C_skip, 2T)`` -> ``(B, C, 2T)``."""
+        a = self.dense_deep(_gelu(self.norm_deep(deep)).transpose(1, 2))
+        s = self.dense_skip(_gelu(self.norm_skip(skip)).transpose(1, 2))
+        x = (a.repeat_interleave(2, dim=1) + s).transpose(1, 2)
+        return self.pointwise(_same_conv(self.depthwise, x))
+
+
+class Borzoi(nn.Module):
+    """The Borzoi network; ``forward`` maps one-hot ``(B, L, 4)`` to ``{head: (B, bins, n)}``."""
+
+    def __init__(self, config: BorzoiConfig | None = None) -> None:
+        super().__init__()
+        cfg = self.config = config or BorzoiConfig()
+        widths = cfg.tower_widths
+        self.conv_dna = nn.Conv1d(4, cfg.dna_filters, cfg.dna_kernel)
+        self.tower = nn.ModuleList(
+            ConvNAC(c_in, c_out, cfg.tower_kernel)
+            for c_in, c_out in zip([cfg.dna_filters, *widths[:-1]], widths, strict=True)
+        )
+        self.transformer = nn.ModuleList(
+            TransformerBlock(cfg) for _ in range(cfg.transformer_repeat)
+        )
+        # The i-th U-Net block takes the tower representation i+1 blocks from the end.
+        self.unet = nn.ModuleList(
+            UNetBlock(cfg.channels, widths[-1 - i], cfg.unet_kernel) for i in range(cfg.unet_repeat)
+        )
+        self.final = ConvNAC(cfg.channels, cfg.final_filters, 1)
+        self.heads = nn.ModuleDict({h: nn.Linear(cfg.final_filters, n) for h, n in cfg.heads.items()})
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return self.conv_dna.weight.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating dtype of the parameters."""
+        return self.conv_dna.weight.dtype
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"expected one-hot DNA of shape (batch, length, 4), got {shape}")
+        unit = 2 ** (1 + self.config.tower_repeat)
+        if x.shape[1] % unit or self.config.output_bins(x.shape[1]) < 1:
+            raise ValueError(
+                f"sequence length {x.shape[1]} bp is not a positive multiple of {unit} bp long "
+                f"enough for the crop; Borzoi was trained on {self.config.sequence_length} bp"
+            )
+        return x.to(self.dtype).transpose(1, 2)  # (B, 4, L)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Trunk output ``(B, bins, final_filters)`` (after the crop and the final GELU)."""
+        y = F.max_pool1d(_same_conv(self.conv_dna, self._prepare(x)), 2)
+        skips = []
+        for block in self.tower:
+            y = block(y)
+            skips.append(y)
+            y = F.max_pool1d(y, 2)
+        y = y.transpose(1, 2)
+        for block in self.transformer:
+            y = block(y)
+        y = y.transpose(1, 2)
+        for i, block in enumerate(self.unet):
+            y = block(y, skips[-1 - i])
+        c = self.config.crop
+        if c:
+            y = y[..., c:-c]
+        return _gelu(self.final(y)).transpose(1, 2)
+
+    def heads_forward(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every head (Dense + softplus) on an embedding ``(B, bins, final_filters)``."""
+        return {name: F.softplus(head(embedding)) for name, head in self.heads.items()}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One-hot ``x`` ``(B, L, 4)`` -> ``{head: (B, bins, tracks)}``."""
+        return self.heads_forward(self.embed(x))

@@ -1,0 +1,199 @@
+"""Borzoi weights in: Calico's Keras checkpoints (``.h5``), their variables (``.npz``), folders.
+
+Keras numbers its layers as it creates them (``conv1d_7``, ``dense_8``,
+``batch_normalization_10``), so the names say little; what is fixed is the *order* in which
+baskerville's ``SeqNN`` creates the variables. :func:`keras_layout` lists, in that order, each
+variable's layer kind, variable name, shape and the parameter of :class:`~enformer.model.borzoi.Borzoi`
+it fills (with the transpose that takes Keras' layout to PyTorch's). A checkpoint is read in
+its own model order (an ``.h5`` file's ``layer_names`` and ``weight_names`` attributes, an
+``.npz`` file's key order) and matched entry by entry: the kind, the variable name and the
+shape must agree, and the first disagreement is reported by name.
+
+A Calico release folder holds ``params.json`` (its ``model`` section builds the network) and
+one checkpoint per head: ``model0_best.h5`` (human) and ``model1_best.h5`` (mouse), which share
+the trunk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..model.borzoi import Borzoi, BorzoiConfig
+
+__all__ = [
+    "is_borzoi_folder",
+    "keras_layout",
+    "load_borzoi",
+    "load_borzoi_folder",
+    "read_keras_h5",
+    "read_keras_npz",
+]
+
+# Keras layout -> PyTorch layout of each kind of tensor.
+_CONV = (2, 1, 0)  # Conv1D kernel (k, in, out) -> (out, in, k)
+_DENSE = (1, 0)  # Dense kernel (in, out) -> (out, in)
+_DEPTHWISE = (1, 2, 0)  # (k, C, 1) -> (C, 1, k)
+_POINTWISE = (2, 1, 0)  # (1, in, out) -> (out, in, 1)
+
+_HEAD_FILES = {"human": "model0_best.h5", "mouse": "model1_best.h5"}
+
+
+def _bn(prefix: str) -> list[tuple[str, str, str, Any]]:
+    return [("batch_normalization", v, f"{prefix}.{p}", None) for v, p in
+            (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"),
+             ("moving_variance", "running_var"))]  # fmt: skip
+
+
+def _dense(kind: str, prefix: str) -> list[tuple[str, str, str, Any]]:
+    return [(kind, "kernel", f"{prefix}.weight", _DENSE), (kind, "bias", f"{prefix}.bias", None)]
+
+
+def keras_layout(config: BorzoiConfig, heads: list[str] | None = None):
+    """``[(kind, variable, our parameter, permutation)]`` in Keras' creation order.
+
+    ``heads``: which heads' ``final`` Dense layers follow the trunk (default all, in the
+    configuration's order — both for ``variables.npz``; one for a per-head ``.h5``).
+    """
+    out = [("conv1d", "kernel", "conv_dna.weight", _CONV), ("conv1d", "bias", "conv_dna.bias", None)]
+    for i in range(config.tower_repeat):
+        out += _bn(f"tower.{i}.norm")
+        out += [("conv1d", "kernel", f"tower.{i}.conv.weight", _CONV),
+                ("conv1d", "bias", f"tower.{i}.conv.bias", None)]  # fmt: skip
+    for i in range(config.transformer_repeat):
+        t, a = f"transformer.{i}", f"transformer.{i}.attention"
+        out += [("layer_normalization", "gamma", f"{t}.norm1.weight", None),
+                ("layer_normalization", "beta", f"{t}.norm1.bias", None),
+                ("multihead_attention", "r_w_bias", f"{a}.r_w_bias", None),
+                ("multihead_attention", "r_r_bias", f"{a}.r_r_bias", None),
+                ("multihead_attention", "q_layer/kernel", f"{a}.q.weight", _DENSE),
+                ("multihead_attention", "k_layer/kernel", f"{a}.k.weight", _DENSE),
+                ("multihead_attention", "v_layer/kernel", f"{a}.v.weight", _DENSE),
+                ("multihead_attention", "embedding_layer/kernel", f"{a}.out.weight", _DENSE),
+                ("multihead_attention", "embedding_layer/bias", f"{a}.out.bias", None),
+                ("multihead_attention", "r_k_layer/kernel", f"{a}.r_k.weight", _DENSE),
+                ("layer_normalization", "gamma", f"{t}.norm2.weight", None),
+                ("layer_normalization", "beta", f"{t}.norm2.bias", None)]  # fmt: skip
+        out += _dense("dense", f"{t}.dense1") + _dense("dense", f"{t}.dense2")
+    for i in range(config.unet_repeat):
+        u = f"unet.{i}"
+        out += _bn(f"{u}.norm_deep") + _bn(f"{u}.norm_skip")
+        out += _dense("dense", f"{u}.dense_deep") + _dense("dense", f"{u}.dense_skip")
+        out += [("separable_conv1d", "depthwise_kernel", f"{u}.depthwise.weight", _DEPTHWISE),
+                ("separable_conv1d", "pointwise_kernel", f"{u}.pointwise.weight", _POINTWISE),
+                ("separable_conv1d", "bias", f"{u}.pointwise.bias", None)]  # fmt: skip
+    out += _bn("final.norm")
+    out += [("conv1d", "kernel", "final.conv.weight", _CONV),
+            ("conv1d", "bias", "final.conv.bias", None)]  # fmt: skip
+    for head in config.heads if heads is None else heads:
+        out += _dense("dense", f"heads.{head}")
+    return out
+
+
+def _kind_and_variable(name: str) -> tuple[str, str]:
+    """``'multihead_attention_1/r_k_layer/kernel:0'`` -> ``('multihead_attention', 'r_k_layer/kernel')``."""
+    layer, _, variable = name.partition("/")
+    return re.sub(r"_\d+$", "", layer), variable.removesuffix(":0")
+
+
+def read_keras_h5(path: str | os.PathLike[str]) -> list[tuple[str, np.ndarray]]:
+    """The variables of a Keras ``save_weights`` file, in model order (needs h5py)."""
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - h5py is in the [all] extra
+        raise ImportError("reading Keras .h5 checkpoints needs h5py: pip install h5py") from None
+
+    def text(x: Any) -> str:
+        return x.decode() if isinstance(x, bytes) else str(x)
+
+    out = []
+    try:
+        with h5py.File(path, "r") as f:
+            for layer in map(text, f.attrs["layer_names"]):
+                group = f[layer]
+                for weight in map(text, group.attrs.get("weight_names", [])):
+                    out.append((weight, np.asarray(group[weight])))
+    except (OSError, KeyError) as err:
+        raise ValueError(f"{path} is not a readable Keras weights file ({err})") from None
+    return out
+
+
+def read_keras_npz(path: str | os.PathLike[str]) -> list[tuple[str, np.ndarray]]:
+    """``{name: array}`` of Keras variables saved with ``np.savez``, in file (model) order."""
+    with np.load(path, allow_pickle=False) as data:
+        return [(name, data[name]) for name in data.files]
+
+
+def _fill(model: Borzoi, variables: list[tuple[str, np.ndarray]], layout, source: str) -> None:
+    """Copy ``variables`` into ``model`` entry by entry; refuse any mismatch by name."""
+    params = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    if len(variables) != len(layout):
+        raise ValueError(
+            f"{source} holds {len(variables)} variables; a Borzoi of this configuration has "
+            f"{len(layout)} (is params.json the one these weights were trained with?)"
+        )
+    with torch.no_grad():
+        for (name, array), (kind, variable, target, perm) in zip(variables, layout, strict=True):
+            got = _kind_and_variable(name)
+            value = array.transpose(perm) if perm else array
+            dest = params[target]
+            if got != (kind, variable) or tuple(value.shape) != tuple(dest.shape):
+                raise ValueError(
+                    f"{source}: variable {name} {tuple(array.shape)} does not fit {target} "
+                    f"(expected a {kind}/{variable} of PyTorch shape {tuple(dest.shape)})"
+                )
+            dest.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+
+def load_borzoi(
+    config: BorzoiConfig,
+    *,
+    h5: dict[str, str | os.PathLike[str]] | None = None,
+    npz: str | os.PathLike[str] | None = None,
+) -> Borzoi:
+    """A :class:`Borzoi` with weights from per-head ``.h5`` files or one ``variables.npz``.
+
+    ``h5`` maps head names to Keras checkpoints; the trunk is read from the first, and each
+    file's head from its own. Heads of ``config`` without a file are refused.
+    """
+    model = Borzoi(config).eval()
+    if npz is not None:
+        _fill(model, read_keras_npz(npz), keras_layout(config), str(npz))
+        return model
+    missing = [h for h in config.heads if h not in (h5 or {})]
+    if missing:
+        raise ValueError(f"no checkpoint for head(s) {missing}; give one .h5 file per head")
+    first = True
+    for head, path in h5.items():
+        variables = read_keras_h5(path)
+        layout = keras_layout(config, [head])
+        if not first:  # the trunk came from the first file: take only this file's head
+            variables, layout = variables[-2:], layout[-2:]
+        _fill(model, variables, layout, str(path))
+        first = False
+    return model
+
+
+def is_borzoi_folder(path: str | os.PathLike[str]) -> bool:
+    """A Calico release folder: ``params.json`` with a ``model`` section and ``model*_best.h5``."""
+    p = Path(path)
+    return p.is_dir() and (p / "params.json").is_file() and any(p.glob("model*_best.h5"))
+
+
+def load_borzoi_folder(path: str | os.PathLike[str]) -> Borzoi:
+    """Load a Calico release folder (``params.json``, ``model0_best.h5``, ``model1_best.h5``)."""
+    p = Path(path)
+    config = BorzoiConfig.from_params(json.loads((p / "params.json").read_text()))
+    files = {h: p / name for h, name in _HEAD_FILES.items() if (p / name).is_file()}
+    if not files:
+        raise ValueError(f"{p} has no model0_best.h5 / model1_best.h5 checkpoint")
+    heads = {h: n for h, n in config.heads.items() if h in files}
+    return load_borzoi(replace(config, heads=heads), h5=files)
+

@@ -1,0 +1,166 @@
+"""Borzoi: parity with Calico's own code (vectors/borzoi), the official layout, geometry, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from enformer.model.borzoi import Borzoi, BorzoiConfig, central_mask_features
+from enformer.model.geometry import output_geometry
+from enformer.weights.borzoi import (
+    _kind_and_variable,
+    keras_layout,
+    load_borzoi,
+    load_borzoi_folder,
+    read_keras_npz,
+)
+
+# The vectors' README: max |ours - ref| / (|ref| + 1e-3) <= 1e-3 (float32 on a CPU).
+TOLERANCE = 1e-3
+
+
+@pytest.fixture(scope="module")
+def borzoi_dir(shared: Path) -> Path:
+    return shared / "vectors" / "borzoi"
+
+
+@pytest.fixture(scope="module")
+def reference(borzoi_dir) -> dict[str, np.ndarray]:
+    with np.load(borzoi_dir / "io.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="module")
+def tiny_config(borzoi_dir) -> BorzoiConfig:
+    meta = json.loads((borzoi_dir / "meta.json").read_text())
+    return BorzoiConfig.from_params(meta["params_model"])
+
+
+def _relative_error(got: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.max(np.abs(got - ref) / (np.abs(ref) + 1e-3)))
+
+
+def _check_parity(model: Borzoi, reference) -> None:
+    with torch.no_grad():
+        out = model(torch.from_numpy(reference["x"]))
+    for head in ("human", "mouse"):
+        assert out[head].shape == reference[head].shape
+        assert _relative_error(out[head].numpy(), reference[head]) <= TOLERANCE
+
+
+def test_tiny_config_is_the_vectors_and_the_preset(tiny_config):
+    assert tiny_config == BorzoiConfig.preset("tiny")
+    assert tiny_config.tower_widths == [56, 64, 72, 80, 88, 96]
+
+
+def test_parity_through_keras_h5_files(borzoi_dir, reference, tiny_config):
+    model = load_borzoi(
+        tiny_config,
+        h5={"human": borzoi_dir / "weights_human.h5", "mouse": borzoi_dir / "weights_mouse.h5"},
+    )
+    _check_parity(model, reference)
+
+
+def test_parity_through_variables_npz(borzoi_dir, reference, tiny_config):
+    _check_parity(load_borzoi(tiny_config, npz=borzoi_dir / "variables.npz"), reference)
+
+
+def test_calico_release_folder_loads(tmp_path, borzoi_dir, reference):
+    meta = json.loads((borzoi_dir / "meta.json").read_text())
+    (tmp_path / "params.json").write_text(json.dumps({"model": meta["params_model"]}))
+    shutil.copy(borzoi_dir / "weights_human.h5", tmp_path / "model0_best.h5")
+    shutil.copy(borzoi_dir / "weights_mouse.h5", tmp_path / "model1_best.h5")
+    _check_parity(load_borzoi_folder(tmp_path), reference)
+    from enformer.weights import load_pretrained
+
+    _check_parity(load_pretrained(tmp_path), reference)  # the one loader finds the family
+    # One head only: the folder's model has that head.
+    (tmp_path / "model1_best.h5").unlink()
+    assert list(load_borzoi_folder(tmp_path).heads) == ["human"]
+
+
+def test_official_layout_maps_one_to_one(borzoi_dir):
+    official = json.loads((borzoi_dir / "official_meta.json").read_text())
+    config = BorzoiConfig.from_params(official["params_model"])
+    assert config == BorzoiConfig.preset("official")
+    with torch.device("meta"):
+        model = Borzoi(config)
+    tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    tensors = {k: v for k, v in tensors.items() if not k.endswith("num_batches_tracked")}
+    layout = keras_layout(config)
+    assert len(layout) == len(official["variables"])
+    for (name, shape), (kind, variable, target, perm) in zip(
+        official["variables"], layout, strict=True
+    ):
+        assert _kind_and_variable(name) == (kind, variable), name
+        want = tuple(shape[i] for i in perm) if perm else tuple(shape)
+        assert tuple(tensors[target].shape) == want, (name, target)
+    assert sorted(target for _, _, target, _ in layout) == sorted(tensors)  # every one, once
+    assert sum(v.numel() for v in tensors.values()) == official["num_parameters"] == 190_927_691
+    geometry = output_geometry(config)
+    out_bins = official["outputs"]["human"][1]
+    assert (geometry.bin_size, geometry.n_bins, geometry.offset) == (32, out_bins, 16 * 32)
+
+
+def test_batch_size_independence(borzoi_dir, reference, tiny_config):
+    model = load_borzoi(tiny_config, npz=borzoi_dir / "variables.npz")
+    x = torch.from_numpy(reference["x"])
+    with torch.no_grad():
+        both = model(x)["human"]
+        one = torch.cat([model(x[i : i + 1])["human"] for i in range(2)])
+    torch.testing.assert_close(both, one, rtol=1e-5, atol=1e-6)
+
+
+def test_positional_features_follow_the_actual_length():
+    """DESIGN §7: F/2 central-mask features, widths r**k - 1 with r = exp(log(T+1)/(F/2)),
+    1 where the width exceeds |d|, then the same times sign(d); T = bins at the attention."""
+    for t in (8, 512, 4096):
+        got = central_mask_features(t, 32).numpy()
+        d = np.arange(-t + 1, t, dtype=np.float64)
+        widths = np.exp(np.log(t + 1) / 16) ** np.arange(1, 17) - 1
+        mask = (widths[None] > np.abs(d)[:, None]).astype(np.float32)
+        want = np.concatenate([mask, np.sign(d)[:, None] * mask], axis=1)
+        # float32 (as TensorFlow computes them) may move a width across an integer distance
+        # only when it lies within rounding of it: allow no more than that.
+        assert got.shape == (2 * t - 1, 32)
+        assert np.mean(got != want) < 1e-3
+        assert got[t - 1, :16].all() and not got[t - 1, 16:].any()  # d = 0: sign 0
+        assert not got[0, :15].any()  # the farthest distance sits beyond all but the widest
+
+
+def test_other_lengths_run_and_crop(borzoi_dir, tiny_config):
+    model = load_borzoi(tiny_config, npz=borzoi_dir / "variables.npz")
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (1, 32_768)), 4).float()
+    with torch.no_grad():
+        out = model(x)
+    assert out["human"].shape == (1, 32_768 // 32 - 32, 24)
+    assert torch.isfinite(out["human"]).all() and (out["human"] > 0).all()  # softplus
+    assert output_geometry(tiny_config, 32_768).n_bins == 32_768 // 32 - 32
+
+
+def test_bad_inputs_are_named(tmp_path, borzoi_dir, tiny_config):
+    model = Borzoi(tiny_config).eval()
+    with pytest.raises(ValueError, match="multiple of 128"):
+        model(torch.zeros(1, 1000, 4))
+    with pytest.raises(ValueError, match=r"\(batch, length, 4\)"):
+        model(torch.zeros(4, 1024))
+    # Weights of another configuration: the first variable that does not fit is named.
+    other = BorzoiConfig.from_params(
+        {"model": {**json.loads((borzoi_dir / "meta.json").read_text())["params_model"]}},
+        dna_filters=40,
+    )
+    with pytest.raises(ValueError, match=r"conv1d/kernel:0 \(15, 4, 48\) does not fit conv_dna"):
+        load_borzoi(other, npz=borzoi_dir / "variables.npz")
+    with pytest.raises(ValueError, match="no checkpoint for head"):
+        load_borzoi(tiny_config, h5={"human": borzoi_dir / "weights_human.h5"})
+    truncated = dict(read_keras_npz(borzoi_dir / "variables.npz")[:-2])
+    np.savez(tmp_path / "truncated.npz", **truncated)
+    with pytest.raises(ValueError, match="holds 108 variables; a Borzoi of this configuration has 110"):
+        load_borzoi(tiny_config, npz=tmp_path / "truncated.npz")
+    with pytest.raises(ValueError, match="not a Borzoi layout"):
+        BorzoiConfig.from_params({"trunk": [{"name": "conv_block"}]})
