@@ -164,3 +164,47 @@ def test_bad_inputs_are_named(tmp_path, borzoi_dir, tiny_config):
         load_borzoi(tiny_config, npz=tmp_path / "truncated.npz")
     with pytest.raises(ValueError, match="not a Borzoi layout"):
         BorzoiConfig.from_params({"trunk": [{"name": "conv_block"}]})
+
+
+def test_borzoi_pytorch_layout_round_trip(tmp_path, borzoi_dir, reference, tiny_config):
+    """Our weights under borzoi-pytorch's names (a Hugging Face folder) load back unchanged."""
+    from safetensors.torch import save_file
+
+    from enformer.weights import load_pretrained
+    from enformer.weights.borzoi import from_borzoi_pytorch, to_borzoi_pytorch
+
+    model = load_borzoi(tiny_config, npz=borzoi_dir / "variables.npz")
+    theirs = to_borzoi_pytorch(model)
+    assert theirs["human_head.weight"].shape == (24, 80, 1)  # a 1x1 Conv1d there
+    assert "unet1.1.conv_layer.weight" in theirs and "horizontal_conv0.norm.running_var" in theirs
+    back = from_borzoi_pytorch(theirs, tiny_config)
+    for name, value in model.state_dict().items():
+        assert torch.equal(back.state_dict()[name], value), name
+    _check_parity(back, reference)
+    # As a Hugging Face folder: borzoi-pytorch's config.json names only the released sizes.
+    save_file({k: v.contiguous() for k, v in theirs.items()}, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "borzoi", "dim": 96}))
+    with pytest.raises(ValueError, match="not the released Borzoi architecture"):
+        load_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "borzoi", "flashed": True}))
+    with pytest.raises(ValueError, match="Flashzoi"):
+        load_pretrained(tmp_path)
+    del theirs["conv_dna.conv_layer.bias"]
+    with pytest.raises(ValueError, match="missing.*conv_dna.conv_layer.bias"):
+        from_borzoi_pytorch(theirs, tiny_config)
+
+
+def test_official_layout_equals_borzoi_pytorch():
+    """Every tensor name and shape of borzoi-pytorch's released model, one to one."""
+    bp = pytest.importorskip("borzoi_pytorch", reason="borzoi-pytorch is not installed")
+    from borzoi_pytorch.config_borzoi import BorzoiConfig as TheirConfig
+
+    from enformer.weights.borzoi import config_from_borzoi_pytorch, to_borzoi_pytorch
+
+    hf = {"enable_mouse_head": True, "return_center_bins_only": False}
+    with torch.device("meta"):
+        theirs = bp.Borzoi(TheirConfig(**hf)).state_dict()
+        ours = to_borzoi_pytorch(Borzoi(config_from_borzoi_pytorch(hf)))
+    assert set(theirs) == set(ours)
+    assert all(theirs[k].shape == ours[k].shape for k in theirs)
+    assert config_from_borzoi_pytorch({}).crop == (16384 - 6144) // 2  # the training crop

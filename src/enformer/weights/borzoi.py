@@ -29,12 +29,18 @@ import torch
 from ..model.borzoi import Borzoi, BorzoiConfig
 
 __all__ = [
+    "borzoi_pytorch_names",
+    "config_from_borzoi_pytorch",
+    "from_borzoi_pytorch",
     "is_borzoi_folder",
+    "is_borzoi_pytorch_folder",
     "keras_layout",
     "load_borzoi",
     "load_borzoi_folder",
+    "load_borzoi_pytorch_folder",
     "read_keras_h5",
     "read_keras_npz",
+    "to_borzoi_pytorch",
 ]
 
 # Keras layout -> PyTorch layout of each kind of tensor.
@@ -197,3 +203,140 @@ def load_borzoi_folder(path: str | os.PathLike[str]) -> Borzoi:
     heads = {h: n for h, n in config.heads.items() if h in files}
     return load_borzoi(replace(config, heads=heads), h5=files)
 
+
+
+# --------------------------------------------------------------------------------------
+# borzoi-pytorch / Hugging Face layout (johahi/borzoi-replicate-*)
+# --------------------------------------------------------------------------------------
+
+_BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def borzoi_pytorch_names(config: BorzoiConfig) -> dict[str, str]:
+    """Our parameter name -> borzoi-pytorch's, for the released layout (6 tower blocks, 2 U-Net
+    blocks); borzoi-pytorch keeps the last tower block in ``unet1`` and the U-Net's skip
+    projections as ``horizontal_conv*``."""
+    if config.tower_repeat != 6 or config.unet_repeat != 2:
+        raise ValueError("borzoi-pytorch's layout has 6 tower and 2 U-Net blocks")
+    names: dict[str, str] = {"conv_dna.weight": "conv_dna.conv_layer.weight",
+                             "conv_dna.bias": "conv_dna.conv_layer.bias"}  # fmt: skip
+
+    def block(ours: str, theirs: str, conv: str = "conv") -> None:
+        names.update({f"{ours}.norm.{k}": f"{theirs}.norm.{k}" for k in _BN_KEYS})
+        names.update({f"{ours}.{conv}.{k}": f"{theirs}.conv_layer.{k}" for k in ("weight", "bias")})
+
+    for i in range(5):
+        block(f"tower.{i}", f"res_tower.{2 * i}")
+    block("tower.5", "unet1.1")
+    for i in range(config.transformer_repeat):
+        ours, theirs = f"transformer.{i}", f"transformer.{i}"
+        pairs = {"norm1": "0.fn.0", "attention.q": "0.fn.1.to_q", "attention.k": "0.fn.1.to_k",
+                 "attention.v": "0.fn.1.to_v", "attention.out": "0.fn.1.to_out",
+                 "attention.r_k": "0.fn.1.to_rel_k", "norm2": "1.fn.0", "dense1": "1.fn.1",
+                 "dense2": "1.fn.4"}  # fmt: skip
+        for a, b in pairs.items():
+            for k in ("weight", "bias"):
+                names[f"{ours}.{a}.{k}"] = f"{theirs}.{b}.{k}"
+        names[f"{ours}.attention.r_w_bias"] = f"{theirs}.0.fn.1.rel_content_bias"
+        names[f"{ours}.attention.r_r_bias"] = f"{theirs}.0.fn.1.rel_pos_bias"
+    for i, (up, skip, sep) in enumerate((("upsampling_unet1.0", "horizontal_conv1", "separable1"),
+                                         ("upsampling_unet0.0", "horizontal_conv0", "separable0"))):
+        for part, theirs in (("deep", up), ("skip", skip)):
+            names.update({f"unet.{i}.norm_{part}.{k}": f"{theirs}.norm.{k}" for k in _BN_KEYS})
+            names.update({f"unet.{i}.dense_{part}.{k}": f"{theirs}.conv_layer.{k}"
+                          for k in ("weight", "bias")})  # fmt: skip
+        names[f"unet.{i}.depthwise.weight"] = f"{sep}.conv_layer.0.weight"
+        names[f"unet.{i}.pointwise.weight"] = f"{sep}.conv_layer.1.weight"
+        names[f"unet.{i}.pointwise.bias"] = f"{sep}.conv_layer.1.bias"
+    block("final", "final_joined_convs.0")
+    for head in config.heads:
+        for k in ("weight", "bias"):
+            names[f"heads.{head}.{k}"] = f"{head}_head.{k}"
+    return names
+
+
+def from_borzoi_pytorch(state: dict[str, torch.Tensor], config: BorzoiConfig) -> Borzoi:
+    """A :class:`Borzoi` from a borzoi-pytorch state dict (its 1x1 convs become our Linears).
+
+    Every tensor of ours must be present with a fitting shape; tensors left over (other than
+    borzoi-pytorch's non-persistent buffers) are refused by name.
+    """
+    model = Borzoi(config).eval()
+    ours = model.state_dict()
+    names = borzoi_pytorch_names(config)
+    missing = [theirs for mine, theirs in names.items() if mine in ours and theirs not in state]
+    extra = sorted(set(state) - set(names.values()))
+    if missing or extra:
+        raise ValueError(f"not a borzoi-pytorch Borzoi state dict of this configuration: missing "
+                         f"{missing[:5]}, unexpected {extra[:5]}")  # fmt: skip
+    loaded = {}
+    for mine, target in ours.items():
+        value = state[names[mine]]
+        if value.shape != target.shape and value.numel() == target.numel():
+            value = value.reshape(target.shape)  # Conv1d(k=1) (out, in, 1) <-> Linear (out, in)
+        if value.shape != target.shape:
+            raise ValueError(f"{names[mine]} has shape {tuple(value.shape)}; {mine} needs "
+                             f"{tuple(target.shape)}")  # fmt: skip
+        loaded[mine] = value
+    model.load_state_dict(loaded)
+    return model
+
+
+def to_borzoi_pytorch(model: Borzoi) -> dict[str, torch.Tensor]:
+    """Our weights under borzoi-pytorch's names and shapes (1x1 convs as Conv1d weights)."""
+    names = borzoi_pytorch_names(model.config)
+    out = {}
+    for mine, value in model.state_dict().items():
+        theirs = names[mine]
+        conv_1x1 = theirs.endswith("conv_layer.weight") or theirs.endswith("_head.weight")
+        out[theirs] = value.unsqueeze(-1) if conv_1x1 and value.dim() == 2 else value
+    return out
+
+
+def is_borzoi_pytorch_folder(path: str | os.PathLike[str]) -> bool:
+    """A borzoi-pytorch / Hugging Face folder: ``config.json`` with ``model_type`` borzoi."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        return json.loads(config.read_text()).get("model_type") == "borzoi"
+    except (OSError, ValueError):
+        return False
+
+
+def config_from_borzoi_pytorch(hf: dict[str, Any]) -> BorzoiConfig:
+    """Our configuration of a borzoi-pytorch ``config.json`` (the released architecture).
+
+    borzoi-pytorch returns the central ``bins_to_return`` bins (6,144 by default, the
+    training crop) when ``return_center_bins_only``, else 16,352 (the prediction crop).
+    """
+    if hf.get("flashed"):
+        raise ValueError(
+            "Flashzoi weights (flashed: true, rotary attention) are not supported yet; "
+            "Borzoi weights (johahi/borzoi-replicate-*) are"
+        )
+    official = BorzoiConfig.preset("official")
+    shape = (hf.get("dim", 1536), hf.get("depth", 8), hf.get("heads", 8), hf.get("attn_dim_key", 64))
+    if shape != (official.channels, official.transformer_repeat, official.attention_heads,
+                 official.key_size):  # fmt: skip
+        raise ValueError(f"borzoi-pytorch config with dim/depth/heads/key {shape} is not the "
+                         "released Borzoi architecture")  # fmt: skip
+    bins = hf.get("bins_to_return", 6144) if hf.get("return_center_bins_only", True) else 16352
+    heads = {h: n for h, n in official.heads.items()
+             if hf.get(f"enable_{h}_head", h == "human")}  # fmt: skip
+    return replace(official, crop=(16384 - bins) // 2, heads=heads)
+
+
+def load_borzoi_pytorch_folder(path: str | os.PathLike[str]) -> Borzoi:
+    """Load a borzoi-pytorch / Hugging Face folder (``model.safetensors`` or ``pytorch_model.bin``)."""
+    p = Path(path)
+    config = config_from_borzoi_pytorch(json.loads((p / "config.json").read_text()))
+    if (p / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        state = load_file(str(p / "model.safetensors"))
+    elif (p / "pytorch_model.bin").is_file():
+        state = torch.load(p / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    else:
+        raise ValueError(f"{p} has no model.safetensors or pytorch_model.bin")
+    return from_borzoi_pytorch(state, config)

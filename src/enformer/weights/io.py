@@ -131,7 +131,9 @@ def load_pretrained(
     """Load an Enformer from our checkpoint, enformer-pytorch / TF weights, or the hub.
 
     A Calico Borzoi release folder (``params.json`` + ``model0_best.h5`` / ``model1_best.h5``)
-    gives a :class:`~enformer.model.borzoi.Borzoi` instead (:mod:`enformer.weights.borzoi`).
+    or a borzoi-pytorch / Hugging Face Borzoi folder (``config.json`` with ``model_type``
+    borzoi) gives a :class:`~enformer.model.borzoi.Borzoi` instead
+    (:mod:`enformer.weights.borzoi`).
 
     Parameters
     ----------
@@ -182,10 +184,13 @@ def load_pretrained(
     enformer-pytorch's ``use_tf_gamma`` switch is ignored: our model computes the gamma
     positional features the way the trained TF model does, for any input length.
     """
-    from .borzoi import is_borzoi_folder, load_borzoi_folder
+    from . import borzoi as bz
 
-    if config is None and is_borzoi_folder(path_or_name):  # Calico's Borzoi release layout
-        borzoi = load_borzoi_folder(path_or_name).to(device)
+    if config is None and (bz.is_borzoi_folder(path_or_name)
+                           or bz.is_borzoi_pytorch_folder(path_or_name)):  # fmt: skip
+        load = bz.load_borzoi_folder if bz.is_borzoi_folder(path_or_name) else (
+            bz.load_borzoi_pytorch_folder)  # fmt: skip
+        borzoi = load(path_or_name).to(device)
         return borzoi.to(_as_dtype(dtype)) if dtype is not None else borzoi
     model, _ = _load(
         path_or_name,
