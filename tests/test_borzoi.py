@@ -133,14 +133,22 @@ def test_positional_features_follow_the_actual_length():
         assert not got[0, :15].any()  # the farthest distance sits beyond all but the widest
 
 
-def test_other_lengths_run_and_crop(borzoi_dir, tiny_config):
+def test_parity_at_another_length(borzoi_dir, tiny_config):
+    """Calico's code at 32,768 bp (tests/data/borzoi_32k, made by its make_vectors.py from the
+    shared weights): the attention sees 256 bins, so its positional features differ from the
+    65,536-bp vectors'; an N run is included."""
+    with np.load(Path(__file__).parent / "data" / "borzoi_32k" / "io.npz") as f:
+        codes, ref = f["codes"], {h: f[h] for h in ("human", "mouse")}
+    x = np.zeros((*codes.shape, 4), np.float32)
+    rows = codes[0] >= 0
+    x[0, rows, codes[0][rows]] = 1
     model = load_borzoi(tiny_config, npz=borzoi_dir / "variables.npz")
-    x = torch.nn.functional.one_hot(torch.randint(0, 4, (1, 32_768)), 4).float()
     with torch.no_grad():
-        out = model(x)
-    assert out["human"].shape == (1, 32_768 // 32 - 32, 24)
-    assert torch.isfinite(out["human"]).all() and (out["human"] > 0).all()  # softplus
-    assert output_geometry(tiny_config, 32_768).n_bins == 32_768 // 32 - 32
+        out = model(torch.from_numpy(x))
+    for head in ("human", "mouse"):
+        assert out[head].shape == ref[head].shape == (1, 32_768 // 32 - 32, tiny_config.heads[head])
+        assert _relative_error(out[head].numpy(), ref[head]) <= TOLERANCE
+    assert output_geometry(tiny_config, 32_768).n_bins == 992
 
 
 def test_bad_inputs_are_named(tmp_path, borzoi_dir, tiny_config):
