@@ -194,9 +194,6 @@ def test_borzoi_pytorch_layout_round_trip(tmp_path, borzoi_dir, reference, tiny_
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "borzoi", "dim": 96}))
     with pytest.raises(ValueError, match="not the released Borzoi architecture"):
         load_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "borzoi", "flashed": True}))
-    with pytest.raises(ValueError, match="Flashzoi"):
-        load_pretrained(tmp_path)
     del theirs["conv_dna.conv_layer.bias"]
     with pytest.raises(ValueError, match="missing.*conv_dna.conv_layer.bias"):
         from_borzoi_pytorch(theirs, tiny_config)
@@ -216,3 +213,90 @@ def test_official_layout_equals_borzoi_pytorch():
     assert set(theirs) == set(ours)
     assert all(theirs[k].shape == ours[k].shape for k in theirs)
     assert config_from_borzoi_pytorch({}).crop == (16384 - 6144) // 2  # the training crop
+
+
+# ------------------------------------------------------------------------------ Flashzoi
+
+
+def test_rotary_tables_follow_the_formula():
+    from enformer.model.borzoi import rotary_tables
+
+    cos, sin = rotary_tables(10, 8, 20_000.0)
+    p, j = np.arange(10)[:, None], np.arange(4)[None]
+    angle = p * 20_000.0 ** (-2 * j / 8)
+    np.testing.assert_allclose(cos.numpy(), np.tile(np.cos(angle), 2), atol=1e-6)
+    np.testing.assert_allclose(sin.numpy(), np.tile(np.sin(angle), 2), atol=1e-6)
+
+
+def test_rotary_logits_depend_only_on_the_distance():
+    """The same query and key at every position: after rotation q_m . k_n is a function of
+    m - n alone (a Toeplitz matrix), on the rotated features and hence on all of them."""
+    from enformer.model.borzoi import apply_rotary, rotary_tables
+
+    torch.manual_seed(0)
+    t, d = 24, 12
+    q = torch.randn(1, 1, 1, d).expand(1, 1, t, d)
+    k = torch.randn(1, 1, 1, d).expand(1, 1, t, d)
+    cos, sin = rotary_tables(t, 8, 100.0)
+    logits = (apply_rotary(q, cos, sin) @ apply_rotary(k, cos, sin).transpose(-1, -2))[0, 0]
+    torch.testing.assert_close(logits[1:, 1:], logits[:-1, :-1], rtol=1e-5, atol=1e-5)
+    assert logits.std() > 0.1  # positions matter
+    torch.testing.assert_close(apply_rotary(q, cos, sin)[..., 8:], q[..., 8:])  # unrotated tail
+
+
+def _tiny_flashzoi() -> Borzoi:
+    from dataclasses import replace
+
+    torch.manual_seed(1)
+    config = replace(BorzoiConfig.preset("tiny"), attention="rotary", kv_heads=1, rotary_dim=16)
+    model = Borzoi(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.05)
+    return model
+
+
+def test_flashzoi_attention_groups_and_paths():
+    model = _tiny_flashzoi()
+    attention = model.transformer[0].attention
+    assert attention.Wqkv.weight.shape == ((2 + 2 * 1) * 48, 96)  # 2 query heads, 1 key/value
+    x = torch.randn(2, 64, 96)
+    with torch.no_grad():
+        attention.implementation = "blocked"
+        exact = attention(x)
+        attention.implementation = "fused"
+        fused = attention(x)
+        attention.implementation = "auto"
+    torch.testing.assert_close(fused, exact, rtol=1e-5, atol=1e-6)
+    # Both query heads read the one key/value head: zero its values, and every head's output
+    # (before the output projection) is zero, leaving only the projection's bias.
+    with torch.no_grad():
+        attention.Wqkv.weight[3 * 48 :] = 0
+        attention.Wqkv.bias[3 * 48 :] = 0
+        out = attention(x)
+    torch.testing.assert_close(out, attention.out_proj.bias.expand_as(out))
+
+
+def test_flashzoi_borzoi_pytorch_layout_round_trip():
+    from enformer.weights.borzoi import (
+        config_from_borzoi_pytorch,
+        from_borzoi_pytorch,
+        to_borzoi_pytorch,
+    )
+
+    model = _tiny_flashzoi()
+    theirs = to_borzoi_pytorch(model)
+    assert "transformer.1.0.fn.1.mha.Wqkv.bias" in theirs
+    assert not any("rel_pos_bias" in k for k in theirs)
+    back = from_borzoi_pytorch(theirs, model.config)
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (1, 4096)), 4).float()
+    with torch.no_grad():
+        torch.testing.assert_close(back(x)["human"], model(x)["human"], rtol=0, atol=0)
+    flash = config_from_borzoi_pytorch({"flashed": True, "enable_mouse_head": True})
+    assert flash.attention == "rotary" and flash.kv_heads == 4
+    assert set(flash.heads) == {"human", "mouse"}
+    with torch.device("meta"):
+        official = to_borzoi_pytorch(Borzoi(flash))
+    assert official["transformer.7.0.fn.1.mha.Wqkv.weight"].shape == (16 * 192, 1536)
+    with pytest.raises(ValueError, match="not Flashzoi"):
+        keras_layout(flash)

@@ -14,7 +14,7 @@ PUBLIC = {
         "Enformer", "EnformerConfig", "Prediction", "__version__", "embed", "predict",
     },
     "enformer.model": {
-        "Enformer", "EnformerConfig", "MultiheadAttention", "OutputGeometry", "crop_to_target",
+        "Borzoi", "BorzoiConfig", "Enformer", "EnformerConfig", "MultiheadAttention", "OutputGeometry", "crop_to_target",
         "exponential_linspace_int", "gelu", "output_geometry", "relative_positional_features",
         "relative_shift",
     },

@@ -18,6 +18,10 @@ of Borzoi's ``params.json`` (:meth:`BorzoiConfig.from_params`). Its parts, in or
 * ``Cropping1D`` (16 bins per side in the released prediction parameters), ``conv_nac``
   (BatchNorm -> GELU -> Conv1d(k 1)), the trunk's final GELU, and one Dense + softplus per head.
 
+**Flashzoi** (Hingerl, Karollus & Gagneur 2024) is the same network with the attention replaced
+by :class:`RotaryAttention` (``BorzoiConfig(attention="rotary")``, preset ``flashzoi``); its
+weights come as borzoi-pytorch folders (:mod:`enformer.weights.borzoi`).
+
 Keras defaults that matter for parity: BatchNorm and LayerNorm epsilon 1e-3; ``gelu`` is the tanh
 approximation (``layers.activate`` calls ``tf.keras.activations.gelu(approximate=True)``);
 ``same`` padding of a k-wide conv pads ``(k - 1) // 2`` on the left. Inputs are one-hot
@@ -36,7 +40,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Borzoi", "BorzoiConfig", "central_mask_features", "res_tower_widths"]
+__all__ = [
+    "Borzoi",
+    "BorzoiConfig",
+    "RotaryAttention",
+    "central_mask_features",
+    "res_tower_widths",
+    "rotary_tables",
+]
 
 # Keras' default epsilons (BatchNormalization and LayerNormalization).
 BN_EPS = 1e-3
@@ -70,6 +81,10 @@ class BorzoiConfig:
     position_features: int = 32
     transformer_repeat: int = 8
     dense_expansion: float = 2.0
+    attention: str = "relative"  # "relative" (Borzoi) or "rotary" (Flashzoi)
+    kv_heads: int = 4  # rotary only: key/value heads (grouped-query attention)
+    rotary_dim: int = 128  # rotary only: leading features of each head that are rotated
+    rotary_base: float = 20_000.0
     unet_kernel: int = 3  # each unet_conv
     unet_repeat: int = 2
     crop: int = 16  # Cropping1D, bins per side
@@ -149,7 +164,8 @@ class BorzoiConfig:
 
     @classmethod
     def preset(cls, name: str) -> BorzoiConfig:
-        """``official`` (the released prediction parameters) or ``tiny`` (the test vectors')."""
+        """``official`` (Borzoi's released prediction parameters), ``flashzoi`` (the same with
+        Flashzoi's rotary attention) or ``tiny`` (the test vectors')."""
         if name == "official":
             return cls()
         if name == "tiny":
@@ -157,7 +173,9 @@ class BorzoiConfig:
                        tower_filters_end=96, tower_divisible_by=8, key_size=16,
                        attention_heads=2, transformer_repeat=2, final_filters=80,
                        heads={"human": 24, "mouse": 12})  # fmt: skip
-        raise ValueError(f"unknown Borzoi preset {name!r}; use 'official' or 'tiny'")
+        if name == "flashzoi":
+            return cls(attention="rotary", description="Flashzoi (rotary attention)")
+        raise ValueError(f"unknown Borzoi preset {name!r}; use 'official', 'flashzoi' or 'tiny'")
 
 
 def _gelu(x: torch.Tensor) -> torch.Tensor:
@@ -236,6 +254,60 @@ class BorzoiAttention(nn.Module):
         return self.out(out.transpose(1, 2).reshape(x.shape))
 
 
+def rotary_tables(n: int, dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos``, ``sin`` ``(n, dim)`` of positions ``0..n-1`` (float32, as flash-attn makes them)."""
+    inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+    freqs = torch.outer(torch.arange(n, dtype=torch.float32), inv_freq)
+    return freqs.cos().repeat(1, 2), freqs.sin().repeat(1, 2)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the first ``cos.shape[-1]`` features of ``x`` ``(B, H, T, D)``, GPT-NeoX style
+    (halves, not interleaved pairs); the rest pass unchanged."""
+    r = cos.shape[-1]
+    a, rest = x[..., :r], x[..., r:]
+    a1, a2 = a.chunk(2, dim=-1)
+    return torch.cat([a * cos + torch.cat([-a2, a1], dim=-1) * sin, rest], dim=-1)
+
+
+class RotaryAttention(nn.Module):
+    """Flashzoi's attention (flash-attn ``MHA`` as borzoi-pytorch configures it): one ``Wqkv``
+    projection with bias to ``heads`` queries and ``kv_heads`` keys and values (grouped: query
+    head ``i`` reads key/value head ``i // (heads / kv_heads)``), rotary positions on the first
+    ``rotary_dim`` features of queries and keys, softmax scale ``head_dim ** -0.5``.
+
+    ``implementation``: ``"blocked"`` computes the softmax explicitly (exact, any device),
+    ``"fused"`` calls :func:`torch.nn.functional.scaled_dot_product_attention` (FlashAttention
+    kernels on a GPU), ``"auto"`` = fused on CUDA, blocked elsewhere.
+    """
+
+    def __init__(self, channels: int, heads: int, kv_heads: int, rotary_dim: int, base: float):
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, channels // heads
+        self.rotary_dim, self.base = rotary_dim, base
+        self.Wqkv = nn.Linear(channels, (heads + 2 * kv_heads) * self.head_dim)
+        self.out_proj = nn.Linear(channels, channels)
+        self.implementation = "auto"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, C) -> (B, T, C)``."""
+        b, t, c = x.shape
+        d, h, g = self.head_dim, self.heads, self.kv_heads
+        q, k, v = self.Wqkv(x).split([h * d, g * d, g * d], dim=-1)
+        q, k, v = (y.reshape(b, t, -1, d).transpose(1, 2) for y in (q, k, v))
+        cos, sin = (y.to(x) for y in rotary_tables(t, self.rotary_dim, self.base))
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        k, v = (y.repeat_interleave(h // g, dim=1) for y in (k, v))
+        fused = self.implementation == "fused" or (
+            self.implementation == "auto" and x.device.type == "cuda"
+        )
+        if fused:
+            out = F.scaled_dot_product_attention(q, k, v)
+        else:
+            out = torch.softmax((q * d**-0.5) @ k.transpose(-1, -2), dim=-1) @ v
+        return self.out_proj(out.transpose(1, 2).reshape(b, t, c))
+
+
 class TransformerBlock(nn.Module):
     """baskerville ``transformer`` + ``transformer_dense`` (ReLU feed-forward)."""
 
@@ -243,8 +315,13 @@ class TransformerBlock(nn.Module):
         super().__init__()
         c = cfg.channels
         self.norm1 = nn.LayerNorm(c, eps=LN_EPS)
-        self.attention = BorzoiAttention(c, cfg.attention_heads, cfg.key_size,
-                                         cfg.position_features)  # fmt: skip
+        if cfg.attention == "rotary":
+            self.attention: nn.Module = RotaryAttention(
+                c, cfg.attention_heads, cfg.kv_heads, cfg.rotary_dim, cfg.rotary_base
+            )
+        else:
+            self.attention = BorzoiAttention(c, cfg.attention_heads, cfg.key_size,
+                                             cfg.position_features)  # fmt: skip
         self.norm2 = nn.LayerNorm(c, eps=LN_EPS)
         self.dense1 = nn.Linear(c, int(cfg.dense_expansion * c))
         self.dense2 = nn.Linear(int(cfg.dense_expansion * c), c)

@@ -65,9 +65,13 @@ def _dense(kind: str, prefix: str) -> list[tuple[str, str, str, Any]]:
 def keras_layout(config: BorzoiConfig, heads: list[str] | None = None):
     """``[(kind, variable, our parameter, permutation)]`` in Keras' creation order.
 
+    Calico's Keras checkpoints are Borzoi's (relative-position attention); Flashzoi has none.
+
     ``heads``: which heads' ``final`` Dense layers follow the trunk (default all, in the
     configuration's order — both for ``variables.npz``; one for a per-head ``.h5``).
     """
+    if config.attention != "relative":
+        raise ValueError("Keras checkpoints hold Borzoi (relative attention), not Flashzoi")
     out = [("conv1d", "kernel", "conv_dna.weight", _CONV), ("conv1d", "bias", "conv_dna.bias", None)]
     for i in range(config.tower_repeat):
         out += _bn(f"tower.{i}.norm")
@@ -239,6 +243,9 @@ def borzoi_pytorch_names(config: BorzoiConfig) -> dict[str, str]:
                 names[f"{ours}.{a}.{k}"] = f"{theirs}.{b}.{k}"
         names[f"{ours}.attention.r_w_bias"] = f"{theirs}.0.fn.1.rel_content_bias"
         names[f"{ours}.attention.r_r_bias"] = f"{theirs}.0.fn.1.rel_pos_bias"
+        for a in ("Wqkv", "out_proj"):  # Flashzoi's attention (flash-attn MHA)
+            for k in ("weight", "bias"):
+                names[f"{ours}.attention.{a}.{k}"] = f"{theirs}.0.fn.1.mha.{a}.{k}"
     for i, (up, skip, sep) in enumerate((("upsampling_unet1.0", "horizontal_conv1", "separable1"),
                                          ("upsampling_unet0.0", "horizontal_conv0", "separable0"))):
         for part, theirs in (("deep", up), ("skip", skip)):
@@ -263,8 +270,8 @@ def from_borzoi_pytorch(state: dict[str, torch.Tensor], config: BorzoiConfig) ->
     """
     model = Borzoi(config).eval()
     ours = model.state_dict()
-    names = borzoi_pytorch_names(config)
-    missing = [theirs for mine, theirs in names.items() if mine in ours and theirs not in state]
+    names = {k: v for k, v in borzoi_pytorch_names(config).items() if k in ours}
+    missing = [theirs for theirs in names.values() if theirs not in state]
     extra = sorted(set(state) - set(names.values()))
     if missing or extra:
         raise ValueError(f"not a borzoi-pytorch Borzoi state dict of this configuration: missing "
@@ -305,17 +312,13 @@ def is_borzoi_pytorch_folder(path: str | os.PathLike[str]) -> bool:
 
 
 def config_from_borzoi_pytorch(hf: dict[str, Any]) -> BorzoiConfig:
-    """Our configuration of a borzoi-pytorch ``config.json`` (the released architecture).
+    """Our configuration of a borzoi-pytorch ``config.json`` (the released architecture;
+    ``flashed: true`` is Flashzoi, with rotary attention).
 
     borzoi-pytorch returns the central ``bins_to_return`` bins (6,144 by default, the
     training crop) when ``return_center_bins_only``, else 16,352 (the prediction crop).
     """
-    if hf.get("flashed"):
-        raise ValueError(
-            "Flashzoi weights (flashed: true, rotary attention) are not supported yet; "
-            "Borzoi weights (johahi/borzoi-replicate-*) are"
-        )
-    official = BorzoiConfig.preset("official")
+    official = BorzoiConfig.preset("flashzoi" if hf.get("flashed") else "official")
     shape = (hf.get("dim", 1536), hf.get("depth", 8), hf.get("heads", 8), hf.get("attn_dim_key", 64))
     if shape != (official.channels, official.transformer_repeat, official.attention_heads,
                  official.key_size):  # fmt: skip
