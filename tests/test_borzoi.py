@@ -300,3 +300,95 @@ def test_flashzoi_borzoi_pytorch_layout_round_trip():
     assert official["transformer.7.0.fn.1.mha.Wqkv.weight"].shape == (16 * 192, 1536)
     with pytest.raises(ValueError, match="not Flashzoi"):
         keras_layout(flash)
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+@pytest.fixture(scope="module")
+def calico_folder(tmp_path_factory, borzoi_dir) -> Path:
+    folder = tmp_path_factory.mktemp("borzoi_calico")
+    meta = json.loads((borzoi_dir / "meta.json").read_text())
+    (folder / "params.json").write_text(json.dumps({"model": meta["params_model"]}))
+    shutil.copy(borzoi_dir / "weights_human.h5", folder / "model0_best.h5")
+    shutil.copy(borzoi_dir / "weights_mouse.h5", folder / "model1_best.h5")
+    return folder
+
+
+def test_predict_command_writes_32bp_bigwigs(tmp_path, capsys, calico_folder, shared_data):
+    """``enformer predict --weights <Calico folder>``: 32-bp bins at real coordinates, equal to
+    the model's output for the window the command reads (bin 0 at the region's start)."""
+    pyBigWig = pytest.importorskip("pyBigWig")
+    from enformer.cli.main import main
+    from enformer.data.genome import Genome
+    from enformer.data.sequence import one_hot
+
+    fasta = str(shared_data / "genome" / "hg38_subset.fa.gz")
+    out = tmp_path / "pred"
+    code = main(["predict", "--weights", str(calico_folder), "--fasta", fasta, "--region",
+                 "chr1:100,001-110,000", "--tracks", "0,5", "--out", str(out), "--json", "-q"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(summary["files"]) == 2
+    model = load_borzoi_folder(calico_folder)
+    start = 100_000 - 16 * 32  # the crop's 16 bins of 32 bp before output bin 0
+    with Genome(fasta) as genome:
+        x = torch.from_numpy(one_hot(genome.fetch("chr1", start, start + 65_536)))[None]
+    with torch.no_grad():
+        expected = model(x)["human"][0].numpy()
+    n_bins = 10_000 // 32 + 1  # bins until the region's end is covered
+    for path, track in ((out / "human_track0.bw", 0), (out / "human_track5.bw", 5)):
+        with pyBigWig.open(str(path)) as bw:
+            intervals = bw.intervals("chr1", 100_000, 110_000)
+        assert [(a, b) for a, b, _ in intervals[:2]] == [(100_000, 100_032), (100_032, 100_064)]
+        values = np.array([v for _, _, v in intervals], dtype=np.float32)
+        assert len(values) == n_bins
+        np.testing.assert_allclose(values, expected[:n_bins, track], rtol=1e-5, atol=1e-6)
+
+
+def test_borzoi_track_sheet_selection(borzoi_dir):
+    """Borzoi's own sheets (7,611 human tracks, RNA-seq with strand pairs) through the one
+    selection resolver: by index, identifier, assay and search."""
+    from enformer.data.tracks import TrackSheet
+    from enformer.inference.selection import select_tracks
+
+    config = BorzoiConfig.preset("official")
+    sheet = TrackSheet.read(borzoi_dir / "targets_human.txt")
+    assert len(sheet) == config.heads["human"] == 7611
+    rna = select_tracks(config, "assay:RNA", head="human", sheet=sheet)
+    assert len(rna.indices) == sum(t.assay == "RNA" for t in sheet) > 1000
+    assert select_tracks(config, "CNhs10608-", head="human", sheet=sheet).indices == [1]
+    assert select_tracks(config, "0-3", head="human", sheet=sheet).names[:2] == [
+        "CNhs10608+", "CNhs10608-"]  # fmt: skip
+    pairs = sheet.strand_pair_permutation()
+    assert pairs[0] == 1 and pairs[1] == 0 and (pairs[pairs] == np.arange(len(sheet))).all()
+
+
+@pytest.mark.filterwarnings("ignore::enformer.data.genome.reference.GenomeWarning")
+def test_score_ism_embed_attribute_info_run_with_borzoi(tmp_path, capsys, calico_folder,
+                                                         shared_data):
+    """Every command takes a Borzoi folder; exact reuse is not implemented for Borzoi yet, so
+    ``score`` and ``ism`` fall back to full forward passes (the same numbers as --no-reuse /
+    --naive)."""
+    from enformer.cli.main import main
+
+    fasta = str(shared_data / "genome" / "hg38_subset.fa.gz")
+    vcf = str(shared_data / "variants" / "gtex_eqtl_chr1.vcf")
+    common = ["--weights", str(calico_folder), "--fasta", fasta]
+    for extra, name in (([], "reuse.tsv"), (["--no-reuse"], "naive.tsv")):
+        argv = ["score", *common, "--vcf", vcf, "--tracks", "0,1", "--stats", "SAD,logSED",
+                "--out", str(tmp_path / name), "-q", *extra]  # fmt: skip
+        assert main(argv) == 0
+    reuse, naive = ((tmp_path / n).read_text() for n in ("reuse.tsv", "naive.tsv"))
+    assert reuse == naive and len(reuse.splitlines()) == 1 + 8 * 2
+    region = ["--region", "chr1:100,001-100,100"]
+    assert main(["ism", *common, *region, "--window", "chr1:100,041-100,044", "--tracks", "0",
+                 "--plot", "none", "--out", str(tmp_path / "ism"), "-q"]) == 0  # fmt: skip
+    assert main(["attribute", *common, *region, "--tracks", "0", "--plot", "none",
+                 "--out", str(tmp_path / "attr"), "-q"]) == 0  # fmt: skip
+    assert main(["embed", *common, *region, "--bins", "center", "--out",
+                 str(tmp_path / "emb"), "-q"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["info", "--weights", str(calico_folder), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["geometry"]["bin_size_bp"] == 32 and info["geometry"]["output_bins"] == 2016
+    assert info["heads"] == {"human": 24, "mouse": 12}

@@ -39,13 +39,10 @@ def model_summary(model: Enformer, source: str) -> dict[str, Any]:
 
 def parameter_counts(model: Enformer) -> dict[str, int]:
     """Parameters in all, in the trunk, and per head (``head_{name}``)."""
-    counts = {
-        "total": sum(p.numel() for p in model.parameters()),
-        "trunk": sum(p.numel() for p in model.trunk.parameters()),
-    }
-    for name, head in model.heads.items():
-        counts[f"head_{name}"] = sum(p.numel() for p in head.parameters())
-    return counts
+    heads = {f"head_{name}": sum(p.numel() for p in head.parameters())
+             for name, head in model.heads.items()}  # fmt: skip
+    total = sum(p.numel() for p in model.parameters())
+    return {"total": total, "trunk": total - sum(heads.values()), **heads}
 
 
 def geometry_summary(cfg: EnformerConfig) -> dict[str, Any]:
@@ -66,6 +63,16 @@ def track_entry(track) -> dict[str, Any]:
     return {k: getattr(track, k) for k in ("index", "identifier", "assay", "strand", "description")}
 
 
+def _architecture_line(cfg: dict[str, Any]) -> str:
+    """Width and transformer of an Enformer or a Borzoi/Flashzoi configuration."""
+    if cfg.get("family") == "borzoi":
+        attention = "rotary" if cfg["attention"] == "rotary" else "relative-position"
+        return (f"family       Borzoi (U-Net, {cfg['transformer_repeat']} {attention} attention "
+                f"layers, {cfg['attention_heads']} heads)")  # fmt: skip
+    return (f"channels     {cfg['channels']}, {cfg['num_transformer_layers']} transformer layers, "
+            f"{cfg['num_heads']} heads")  # fmt: skip
+
+
 def render_model_summary(s: dict[str, Any]) -> str:
     """The text of ``enformer info``: a :func:`model_summary`, plus ``tracks``/``notes`` if any."""
     cfg = s["config"]
@@ -77,8 +84,7 @@ def render_model_summary(s: dict[str, Any]) -> str:
         lines.append(f"description  {s['description']}")
     lines += [
         f"parameters   {s['parameters']['total']:,} (trunk {s['parameters']['trunk']:,})",
-        f"channels     {cfg['channels']}, {cfg['num_transformer_layers']} transformer layers, "
-        f"{cfg['num_heads']} heads",
+        _architecture_line(cfg),
         f"input        {g['input_bp']:,} bp -> {g['bins_before_crop']} bins of "
         f"{g['bin_size_bp']} bp",
         f"output       {g['output_bins']} bins = {g['output_bp']:,} bp, starting at input base "

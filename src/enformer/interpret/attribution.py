@@ -253,7 +253,8 @@ class _Readout:
     """Evaluates one copy's target from a batch of inputs, with gradients."""
 
     def __init__(self, model: Enformer, head: str, bins: list[int], tracks: list[int], reduce: str):
-        linear = model.heads[head].linear
+        head_layer = model.heads[head]  # Enformer: Linear + softplus; Borzoi: the Linear
+        linear = getattr(head_layer, "linear", head_layer)
         self.model = model
         self.bins = torch.tensor(bins, dtype=torch.long, device=model.device)
         idx = torch.tensor(tracks, dtype=torch.long, device=model.device)

@@ -58,8 +58,11 @@ def model_state(
     modes = [(m, m.training) for m in model.modules()]
     old_device = model.device
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    trunk = model.trunk
-    old_ckpt = trunk.gradient_checkpointing
+    trunk = getattr(model, "trunk", None)  # Enformer's; other families have no checkpointing
+    old_ckpt = trunk.gradient_checkpointing if trunk is not None else False
+    if checkpointing and trunk is None:
+        raise ValueError(f"gradient checkpointing is implemented for Enformer, not "
+                         f"{type(model).__name__}")  # fmt: skip
     try:
         if device is not None and parse_device(device) != old_device:
             model.to(device)
@@ -71,7 +74,8 @@ def model_state(
             model.set_gradient_checkpointing(True)
         yield model
     finally:
-        model.set_gradient_checkpointing(old_ckpt)
+        if trunk is not None:
+            model.set_gradient_checkpointing(old_ckpt)
         for p, flag in flags:
             p.requires_grad_(flag)
         model.train(was_training)

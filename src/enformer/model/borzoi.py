@@ -223,6 +223,11 @@ def _relative_shift(x: torch.Tensor) -> torch.Tensor:
     return x[:, :, 1:].reshape(b, h, t1, t2)[..., : (t2 + 1) // 2]
 
 
+def _fused(implementation: str, x: torch.Tensor) -> bool:
+    """Whether an attention with this ``implementation`` runs PyTorch's fused kernel on ``x``."""
+    return implementation == "fused" or (implementation == "auto" and x.device.type == "cuda")
+
+
 class BorzoiAttention(nn.Module):
     """baskerville ``layers.MultiheadAttention`` as Borzoi uses it (central-mask features)."""
 
@@ -236,6 +241,7 @@ class BorzoiAttention(nn.Module):
         self.v = nn.Linear(channels, channels, bias=False)
         self.out = nn.Linear(channels, channels)
         self.r_k = nn.Linear(position_features, heads * key_size, bias=False)
+        self.implementation = "auto"
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -246,11 +252,15 @@ class BorzoiAttention(nn.Module):
         t = x.shape[1]
         q = self._split(self.q(x)) * self.key_size**-0.5
         k, v = self._split(self.k(x)), self._split(self.v(x))
-        content = (q + self.r_w_bias) @ k.transpose(-1, -2)
         pos = central_mask_features(t, self.position_features).to(x)
         r_k = self.r_k(pos).reshape(2 * t - 1, self.heads, -1).permute(1, 2, 0)  # (H, K, 2T-1)
-        logits = content + _relative_shift((q + self.r_r_bias) @ r_k)
-        out = torch.softmax(logits, dim=-1) @ v  # (B, H, T, V)
+        relative = _relative_shift((q + self.r_r_bias) @ r_k)
+        if _fused(self.implementation, x):  # the relative logits as an additive mask
+            out = F.scaled_dot_product_attention(q + self.r_w_bias, k, v, attn_mask=relative,
+                                                 scale=1.0)  # fmt: skip
+        else:
+            content = (q + self.r_w_bias) @ k.transpose(-1, -2)
+            out = torch.softmax(content + relative, dim=-1) @ v  # (B, H, T, V)
         return self.out(out.transpose(1, 2).reshape(x.shape))
 
 
@@ -298,10 +308,7 @@ class RotaryAttention(nn.Module):
         cos, sin = (y.to(x) for y in rotary_tables(t, self.rotary_dim, self.base))
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         k, v = (y.repeat_interleave(h // g, dim=1) for y in (k, v))
-        fused = self.implementation == "fused" or (
-            self.implementation == "auto" and x.device.type == "cuda"
-        )
-        if fused:
+        if _fused(self.implementation, x):
             out = F.scaled_dot_product_attention(q, k, v)
         else:
             out = torch.softmax((q * d**-0.5) @ k.transpose(-1, -2), dim=-1) @ v
@@ -383,6 +390,27 @@ class Borzoi(nn.Module):
     def dtype(self) -> torch.dtype:
         """Floating dtype of the parameters."""
         return self.conv_dna.weight.dtype
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        """Number of (trainable) parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    @property
+    def attention_implementation(self) -> str:
+        """The attention path requested of every transformer block."""
+        names = {block.attention.implementation for block in self.transformer}
+        return names.pop() if len(names) == 1 else "mixed" if names else "auto"
+
+    def set_attention_implementation(self, implementation: str = "auto") -> Borzoi:
+        """``"blocked"`` (explicit softmax, exact on any device), ``"fused"``
+        (:func:`torch.nn.functional.scaled_dot_product_attention`; Borzoi's relative logits go
+        in as an additive mask) or ``"auto"`` (fused on CUDA, blocked elsewhere)."""
+        if implementation not in ("auto", "fused", "blocked"):
+            raise ValueError(f"attention implementation must be auto, fused or blocked, got "
+                             f"{implementation!r}")  # fmt: skip
+        for block in self.transformer:
+            block.attention.implementation = implementation
+        return self
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != 4:

@@ -18,6 +18,7 @@ or any callable with the same signature.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -39,6 +40,8 @@ __all__ = [
     "predict_alleles_reuse",
     "resolve_predictor",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class AllelePredictions(NamedTuple):
@@ -206,8 +209,16 @@ def predict_alleles_reuse(
     Parameters and returns are those of :func:`predict_alleles`;
     ``ref_index`` (``(V,)``, the reference row of each alternative) is required unless
     there is one alternative per reference.
+
+    Exact reuse is implemented for Enformer; other model families (Borzoi, Flashzoi) are
+    predicted by :func:`predict_alleles` (the same numbers, without the saving).
     """
     config = model.config
+    if getattr(config, "family", "enformer") != "enformer":
+        logger.info("no exact reuse for %s yet: full forward passes", config.family)
+        return predict_alleles(model, ref_onehot, alt_onehot, ref_index=ref_index, head=head,
+                               tracks=tracks, strand_pairs=strand_pairs, rc=rc, shifts=shifts,
+                               batch_size=batch_size, device=device)  # fmt: skip
     chosen, ref, alt = _checked_inputs(config, head, tracks, ref_onehot, alt_onehot)
     if ref_index is None:
         if ref.shape[0] != alt.shape[0]:

@@ -306,9 +306,10 @@ def is_borzoi_pytorch_folder(path: str | os.PathLike[str]) -> bool:
     if not config.is_file():
         return False
     try:
-        return json.loads(config.read_text()).get("model_type") == "borzoi"
+        found = json.loads(config.read_text())
     except (OSError, ValueError):
         return False
+    return isinstance(found, dict) and found.get("model_type") == "borzoi"
 
 
 def config_from_borzoi_pytorch(hf: dict[str, Any]) -> BorzoiConfig:
