@@ -354,9 +354,6 @@ def saturation_mutagenesis(
     config = model.config
     if head not in config.heads:
         raise ValueError(f"the model has no head {head!r}; it has {', '.join(config.heads)}")
-    if exact_reuse and getattr(config, "family", "enformer") != "enformer":
-        logger.info("no exact reuse for %s yet: a full forward pass per mutant", config.family)
-        exact_reuse = False
     if reduce not in ("sum", "mean"):
         raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
     if batch_size < 1:

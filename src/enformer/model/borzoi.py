@@ -351,12 +351,20 @@ class UNetBlock(nn.Module):
         self.depthwise = nn.Conv1d(c_deep, c_deep, kernel, groups=c_deep, bias=False)
         self.pointwise = nn.Conv1d(c_deep, c_deep, 1)
 
+    def project_skip(self, skip: torch.Tensor) -> torch.Tensor:
+        """The skip path, pointwise per row: ``(B, C_skip, n) -> (B, n, C)``."""
+        return self.dense_skip(_gelu(self.norm_skip(skip)).transpose(1, 2))
+
+    def merge(self, deep: torch.Tensor, projected: torch.Tensor) -> torch.Tensor:
+        """Deep path ``(B, C, T)`` upsampled, plus the projected skip ``(B, 2T, C)``, then the
+        separable conv: ``(B, C, 2T)``."""
+        a = self.dense_deep(_gelu(self.norm_deep(deep)).transpose(1, 2))
+        x = (a.repeat_interleave(2, dim=1) + projected).transpose(1, 2)
+        return self.pointwise(_same_conv(self.depthwise, x))
+
     def forward(self, deep: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """``(B, C, T)``, ``(B, C_skip, 2T)`` -> ``(B, C, 2T)``."""
-        a = self.dense_deep(_gelu(self.norm_deep(deep)).transpose(1, 2))
-        s = self.dense_skip(_gelu(self.norm_skip(skip)).transpose(1, 2))
-        x = (a.repeat_interleave(2, dim=1) + s).transpose(1, 2)
-        return self.pointwise(_same_conv(self.depthwise, x))
+        return self.merge(deep, self.project_skip(skip))
 
 
 class Borzoi(nn.Module):
@@ -424,24 +432,36 @@ class Borzoi(nn.Module):
             )
         return x.to(self.dtype).transpose(1, 2)  # (B, 4, L)
 
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Trunk output ``(B, bins, final_filters)`` (after the crop and the final GELU)."""
-        y = F.max_pool1d(_same_conv(self.conv_dna, self._prepare(x)), 2)
+    def convolve(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The local stages on ``(B, 4, L)``: the tower's pooled output ``(B, C, T)`` and every
+        tower block's output before its pool (the U-Net's skips use the last ones)."""
+        y = F.max_pool1d(_same_conv(self.conv_dna, x), 2)
         skips = []
         for block in self.tower:
             y = block(y)
             skips.append(y)
             y = F.max_pool1d(y, 2)
+        return y, skips
+
+    def decode(self, y: torch.Tensor, projected: list[torch.Tensor]) -> torch.Tensor:
+        """Transformer, U-Net, crop and final conv on the tower output ``(B, C, T)``, given each
+        U-Net block's projected skip (:meth:`UNetBlock.project_skip`): ``(B, bins, F)``."""
         y = y.transpose(1, 2)
         for block in self.transformer:
             y = block(y)
         y = y.transpose(1, 2)
-        for i, block in enumerate(self.unet):
-            y = block(y, skips[-1 - i])
+        for block, skip in zip(self.unet, projected, strict=True):
+            y = block.merge(y, skip)
         c = self.config.crop
         if c:
             y = y[..., c:-c]
         return _gelu(self.final(y)).transpose(1, 2)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Trunk output ``(B, bins, final_filters)`` (after the crop and the final GELU)."""
+        y, skips = self.convolve(self._prepare(x))
+        projected = [block.project_skip(skips[-1 - i]) for i, block in enumerate(self.unet)]
+        return self.decode(y, projected)
 
     def heads_forward(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every head (Dense + softplus) on an embedding ``(B, bins, final_filters)``."""

@@ -14,6 +14,10 @@ only upstream of it (the stages' pooling makes them equivariant only to shifts b
 multiple of 2**stages bp), so the changed span runs to the end of the window and
 roughly the downstream half of the conv work is redone; the code handles this
 generally by comparing the alternative input with the reference.
+
+Borzoi and Flashzoi (``config.family == "borzoi"``) have their own local stages and U-Net
+skips; the three functions below hand such models to :mod:`enformer.model.borzoi_reuse`,
+so callers (variant scoring, ISM) use one interface for every family.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import fast
+from . import borzoi_reuse, fast
 
 __all__ = [
     "ConvActivations",
@@ -55,6 +59,10 @@ class ConvActivations:
         return sum(t.numel() * t.element_size() for t in self.stages)
 
 
+def _is_borzoi(model) -> bool:
+    return getattr(model.config, "family", "enformer") == "borzoi"
+
+
 def _check_eval(model) -> None:
     if model.training:
         raise RuntimeError("reuse needs the model in eval mode (BatchNorm moving averages)")
@@ -63,6 +71,8 @@ def _check_eval(model) -> None:
 @torch.no_grad()
 def conv_activations(model, x: torch.Tensor) -> ConvActivations:
     """Run the conv stages on one-hot ``x`` ``(L, 4)`` keeping every stage's output."""
+    if _is_borzoi(model):
+        return borzoi_reuse.conv_activations(model, x)
     _check_eval(model)
     if x.dim() != 2 or x.shape[1] != 4:
         raise ValueError(f"expected one sequence (L, 4), got {tuple(x.shape)}")
@@ -104,6 +114,11 @@ def conv_tower_for(
     reference; it is computed when not given. Returns a new tensor (the reference's
     activations are not modified).
     """
+    if _is_borzoi(model):
+        x_ref = ref.stages[0].T
+        if span is None and alt.shape == x_ref.shape:
+            span = changed_span(x_ref, alt.to(x_ref))
+        return borzoi_reuse.conv_tower_for(model, ref, alt, span)
     _check_eval(model)
     x_ref = ref.stages[0]
     alt = alt.to(device=x_ref.device, dtype=x_ref.dtype)
@@ -149,6 +164,8 @@ def forward_from_tower(
     ``tracks`` maps a head to the track indices to compute (the head's linear layer is
     evaluated for those columns only).
     """
+    if _is_borzoi(model):
+        return borzoi_reuse.forward_from_tower(model, tower, heads=heads, tracks=tracks)
     trunk = model.trunk
     emb = trunk.finish(trunk.attend(tower, crop=True))  # (B, bins, 2C)
     out = {}

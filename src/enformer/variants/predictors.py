@@ -18,7 +18,6 @@ or any callable with the same signature.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -40,9 +39,6 @@ __all__ = [
     "predict_alleles_reuse",
     "resolve_predictor",
 ]
-
-logger = logging.getLogger(__name__)
-
 
 class AllelePredictions(NamedTuple):
     """Predictions of reference and alternative windows.
@@ -210,15 +206,10 @@ def predict_alleles_reuse(
     ``ref_index`` (``(V,)``, the reference row of each alternative) is required unless
     there is one alternative per reference.
 
-    Exact reuse is implemented for Enformer; other model families (Borzoi, Flashzoi) are
-    predicted by :func:`predict_alleles` (the same numbers, without the saving).
+    Every family reuses: Enformer its stem and conv tower, Borzoi and Flashzoi their local
+    stages and U-Net skip projections (:mod:`enformer.model.reuse`).
     """
     config = model.config
-    if getattr(config, "family", "enformer") != "enformer":
-        logger.info("no exact reuse for %s yet: full forward passes", config.family)
-        return predict_alleles(model, ref_onehot, alt_onehot, ref_index=ref_index, head=head,
-                               tracks=tracks, strand_pairs=strand_pairs, rc=rc, shifts=shifts,
-                               batch_size=batch_size, device=device)  # fmt: skip
     chosen, ref, alt = _checked_inputs(config, head, tracks, ref_onehot, alt_onehot)
     if ref_index is None:
         if ref.shape[0] != alt.shape[0]:
