@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,23 @@ def shared_data(shared: Path) -> Path:
 @pytest.fixture(scope="session")
 def vectors(shared: Path) -> Path:
     return shared / "vectors" / "public"
+
+
+@pytest.fixture(scope="session")
+def borzoi_dir(shared: Path) -> Path:
+    """Calico's Borzoi vectors: a tiny model's Keras weights, inputs and outputs."""
+    return shared / "vectors" / "borzoi"
+
+
+@pytest.fixture(scope="session")
+def calico_folder(tmp_path_factory, borzoi_dir) -> Path:
+    """The tiny Borzoi of the vectors as a Calico release folder (params.json + model*_best.h5)."""
+    folder = tmp_path_factory.mktemp("borzoi_calico")
+    meta = json.loads((borzoi_dir / "meta.json").read_text())
+    (folder / "params.json").write_text(json.dumps({"model": meta["params_model"]}))
+    shutil.copy(borzoi_dir / "weights_human.h5", folder / "model0_best.h5")
+    shutil.copy(borzoi_dir / "weights_mouse.h5", folder / "model1_best.h5")
+    return folder
 
 
 @pytest.fixture

@@ -26,11 +26,6 @@ TOLERANCE = 1e-3
 
 
 @pytest.fixture(scope="module")
-def borzoi_dir(shared: Path) -> Path:
-    return shared / "vectors" / "borzoi"
-
-
-@pytest.fixture(scope="module")
 def reference(borzoi_dir) -> dict[str, np.ndarray]:
     with np.load(borzoi_dir / "io.npz") as f:
         return {k: f[k] for k in f.files}
@@ -304,16 +299,6 @@ def test_flashzoi_borzoi_pytorch_layout_round_trip():
 
 
 # ------------------------------------------------------------------------------ commands
-
-
-@pytest.fixture(scope="module")
-def calico_folder(tmp_path_factory, borzoi_dir) -> Path:
-    folder = tmp_path_factory.mktemp("borzoi_calico")
-    meta = json.loads((borzoi_dir / "meta.json").read_text())
-    (folder / "params.json").write_text(json.dumps({"model": meta["params_model"]}))
-    shutil.copy(borzoi_dir / "weights_human.h5", folder / "model0_best.h5")
-    shutil.copy(borzoi_dir / "weights_mouse.h5", folder / "model1_best.h5")
-    return folder
 
 
 def test_predict_command_writes_32bp_bigwigs(tmp_path, capsys, calico_folder, shared_data):

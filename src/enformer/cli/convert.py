@@ -8,7 +8,7 @@ from typing import Any
 
 from . import options as opt
 
-HELP = "convert TF / enformer-pytorch / hub weights into this package's checkpoint format"
+HELP = "convert TF / enformer-pytorch / Borzoi / hub weights into this package's checkpoint format"
 
 DESCRIPTION = """\
 Convert Enformer weights into a checkpoint directory (model.safetensors + config.json)
@@ -18,7 +18,12 @@ SRC may be: a .npz of TF variables ({v.name: v.numpy()} of the TF-Hub model); a 
 SavedModel directory (needs TensorFlow); an enformer-pytorch / Hugging Face directory
 (config.json + pytorch_model.bin or model.safetensors); one of our checkpoints; a single
 .safetensors/.bin file with config.json beside it; or a hub name such as
-EleutherAI/enformer-official-rough."""
+EleutherAI/enformer-official-rough.
+
+Borzoi and Flashzoi: a Calico release folder (params.json + model0_best.h5 /
+model1_best.h5), a borzoi-pytorch / Hugging Face folder or hub name
+(johahi/borzoi-replicate-0, johahi/flashzoi-replicate-0), or one of our Borzoi
+checkpoints; OUT then holds config.json with "family": "borzoi"."""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

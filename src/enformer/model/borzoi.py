@@ -389,6 +389,26 @@ class Borzoi(nn.Module):
         self.final = ConvNAC(cfg.channels, cfg.final_filters, 1)
         self.heads = nn.ModuleDict({h: nn.Linear(cfg.final_filters, n) for h, n in cfg.heads.items()})
 
+    @classmethod
+    def from_pretrained(cls, path_or_name: str, **kwargs: Any) -> Borzoi:
+        """Load a Calico release folder, a borzoi-pytorch / Hugging Face folder or hub name
+        (``johahi/borzoi-replicate-0``, ``johahi/flashzoi-replicate-0``), or our checkpoint.
+
+        See :func:`enformer.weights.load_pretrained` for the options.
+        """
+        from ..weights import load_pretrained  # lazy: model/ depends only on torch
+
+        model = load_pretrained(path_or_name, **kwargs)
+        if not isinstance(model, cls):
+            raise TypeError(f"{path_or_name} holds a {type(model).__name__}, not a Borzoi model")
+        return model
+
+    def save_pretrained(self, directory: str) -> None:
+        """Write ``model.safetensors`` and ``config.json`` (``family: borzoi``) to ``directory``."""
+        from ..weights import save_pretrained
+
+        save_pretrained(self, directory)
+
     @property
     def device(self) -> torch.device:
         """Device of the parameters."""

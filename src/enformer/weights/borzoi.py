@@ -11,7 +11,10 @@ shape must agree, and the first disagreement is reported by name.
 
 A Calico release folder holds ``params.json`` (its ``model`` section builds the network) and
 one checkpoint per head: ``model0_best.h5`` (human) and ``model1_best.h5`` (mouse), which share
-the trunk.
+the trunk. borzoi-pytorch / Hugging Face folders (``johahi/borzoi-replicate-*``,
+``johahi/flashzoi-replicate-*``) and our own checkpoints (``config.json`` with ``family:
+borzoi`` + ``model.safetensors``, written by :func:`enformer.weights.save_pretrained`) load
+too; :func:`borzoi_folder_kind` tells them apart and :func:`load_borzoi_any` reads any of them.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ import numpy as np
 import torch
 
 from ..model.borzoi import Borzoi, BorzoiConfig
+from .convert import WeightsError, report_mismatch
 
 __all__ = [
+    "borzoi_folder_kind",
     "borzoi_pytorch_names",
     "config_from_borzoi_pytorch",
     "from_borzoi_pytorch",
@@ -36,6 +41,7 @@ __all__ = [
     "is_borzoi_pytorch_folder",
     "keras_layout",
     "load_borzoi",
+    "load_borzoi_any",
     "load_borzoi_folder",
     "load_borzoi_pytorch_folder",
     "read_keras_h5",
@@ -300,16 +306,71 @@ def to_borzoi_pytorch(model: Borzoi) -> dict[str, torch.Tensor]:
     return out
 
 
-def is_borzoi_pytorch_folder(path: str | os.PathLike[str]) -> bool:
-    """A borzoi-pytorch / Hugging Face folder: ``config.json`` with ``model_type`` borzoi."""
+def _config_object(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The JSON object in ``path/config.json``, or ``None`` (absent, unreadable, not an object)."""
     config = Path(path) / "config.json"
     if not config.is_file():
-        return False
+        return None
     try:
         found = json.loads(config.read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(found, dict) and found.get("model_type") == "borzoi"
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def is_borzoi_pytorch_folder(path: str | os.PathLike[str]) -> bool:
+    """A borzoi-pytorch / Hugging Face folder: ``config.json`` with ``model_type`` borzoi."""
+    return (_config_object(path) or {}).get("model_type") == "borzoi"
+
+
+def borzoi_folder_kind(path: str | os.PathLike[str]) -> str | None:
+    """``"calico"``, ``"borzoi-pytorch"`` or ``"enformer"`` (our checkpoint) for a folder of
+    Borzoi weights; ``None`` for anything else (an Enformer checkpoint, a file, nothing)."""
+    if not Path(path).is_dir():
+        return None
+    if is_borzoi_folder(path):
+        return "calico"
+    config = _config_object(path) or {}
+    if config.get("model_type") == "borzoi":
+        return "borzoi-pytorch"
+    return "enformer" if config.get("family") == "borzoi" else None
+
+
+def load_saved_borzoi(path: str | os.PathLike[str]) -> Borzoi:
+    """One of our Borzoi checkpoints (``config.json`` + ``model.safetensors``), every tensor
+    checked by name and shape."""
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    meta = {k: v for k, v in (_config_object(p) or {}).items()
+            if k not in ("format", "format_version")}  # fmt: skip
+    try:
+        config = BorzoiConfig.from_dict(meta)
+    except TypeError as err:
+        raise WeightsError(f"{p / 'config.json'} is not a Borzoi configuration this version "
+                           f"reads ({err}); upgrade the package") from None  # fmt: skip
+    if not (p / "model.safetensors").is_file():
+        raise WeightsError(f"{p} has a Borzoi config.json but no model.safetensors")
+    state = load_file(str(p / "model.safetensors"))
+    model = Borzoi(config)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    report_mismatch(str(p), [k for k in shapes if k not in state],
+                    sorted(k for k in state if k not in shapes),
+                    [f"{k} {tuple(state[k].shape)} needs {shapes[k]}" for k in shapes
+                     if k in state and tuple(state[k].shape) != shapes[k]])  # fmt: skip
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def load_borzoi_any(path: str | os.PathLike[str]) -> tuple[Borzoi, str]:
+    """A Borzoi or Flashzoi model from any folder :func:`borzoi_folder_kind` recognises, and
+    the kind it was."""
+    kind = borzoi_folder_kind(path)
+    loaders = {"calico": load_borzoi_folder, "borzoi-pytorch": load_borzoi_pytorch_folder,
+               "enformer": load_saved_borzoi}  # fmt: skip
+    if kind is None:
+        raise ValueError(f"{path} is not a folder of Borzoi weights")
+    return loaders[kind](path).eval(), kind
 
 
 def config_from_borzoi_pytorch(hf: dict[str, Any]) -> BorzoiConfig:

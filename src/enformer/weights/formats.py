@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..model.borzoi import BorzoiConfig
 from ..model.config import EnformerConfig
 from . import convert
 from .convert import WeightsError
@@ -73,9 +74,10 @@ class WeightsNotFound(FileNotFoundError):
     """No weights where they were looked for; the message says what was tried and what to do."""
 
 
-def config_json(config: EnformerConfig) -> dict[str, Any]:
-    """The ``config.json`` content of a checkpoint of a model built from ``config``."""
-    meta = json.loads(config.to_json())
+def config_json(config: EnformerConfig | BorzoiConfig) -> dict[str, Any]:
+    """The ``config.json`` content of a checkpoint of a model built from ``config`` (a Borzoi
+    configuration carries ``family: borzoi``)."""
+    meta = config.to_dict() if isinstance(config, BorzoiConfig) else json.loads(config.to_json())
     meta["format"] = FORMAT
     meta["format_version"] = FORMAT_VERSION
     return meta

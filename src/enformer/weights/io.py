@@ -22,10 +22,11 @@ from typing import Any
 
 import torch
 
+from ..model.borzoi import BorzoiConfig
 from ..model.config import EnformerConfig
 from ..model.enformer import Enformer
 from .bundled import BUNDLED_MODELS, bundled_path, is_bundled
-from .convert import expected_shapes, fill_untrained_buffers, report_mismatch
+from .convert import WeightsError, expected_shapes, fill_untrained_buffers, report_mismatch
 from .formats import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -68,10 +69,9 @@ def save_pretrained(model: Enformer, directory: str | os.PathLike[str]) -> Path:
     from safetensors.torch import save_file
 
     config = getattr(model, "config", None)
-    if not isinstance(config, EnformerConfig):
+    if not isinstance(config, (EnformerConfig, BorzoiConfig)):
         raise TypeError(
-            f"save_pretrained needs an Enformer model with an EnformerConfig, got "
-            f"{type(model).__name__}"
+            f"save_pretrained needs an Enformer or Borzoi model, got {type(model).__name__}"
         )
     directory = Path(directory).expanduser().absolute()
     if directory.exists() and not directory.is_dir():
@@ -186,12 +186,11 @@ def load_pretrained(
     """
     from . import borzoi as bz
 
-    if config is None and (bz.is_borzoi_folder(path_or_name)
-                           or bz.is_borzoi_pytorch_folder(path_or_name)):  # fmt: skip
-        load = bz.load_borzoi_folder if bz.is_borzoi_folder(path_or_name) else (
-            bz.load_borzoi_pytorch_folder)  # fmt: skip
-        borzoi = load(path_or_name).to(device)
-        return borzoi.to(_as_dtype(dtype)) if dtype is not None else borzoi
+    if config is None:
+        local = _resolve(path_or_name, cache_dir=cache_dir, revision=revision, progress=progress)
+        if bz.borzoi_folder_kind(local) is not None:
+            borzoi = bz.load_borzoi_any(local)[0].to(device)
+            return borzoi.to(_as_dtype(dtype)) if dtype is not None else borzoi
     model, _ = _load(
         path_or_name,
         config=config,
@@ -366,27 +365,54 @@ def convert_weights(
                 f"{out_path} is not empty; choose another directory or pass overwrite=True "
                 "(--overwrite)"
             )
-    model, source = _load(
-        src,
-        config=dict(config_overrides) if config_overrides else None,
-        device="cpu",
-        dtype=None,
-        cache_dir=None,
-        revision="main",
-        strict=True,
-        progress=progress,
-    )
+    from . import borzoi as bz
+
+    local = _resolve(src, cache_dir=None, revision="main", progress=progress)
+    model: Enformer | Any
+    if bz.borzoi_folder_kind(local) is not None:
+        model, kind = bz.load_borzoi_any(local)
+        if config_overrides:
+            model = _borzoi_with_overrides(model, config_overrides)
+        layers = model.config.transformer_repeat
+    else:
+        model, source = _load(
+            src,
+            config=dict(config_overrides) if config_overrides else None,
+            device="cpu",
+            dtype=None,
+            cache_dir=None,
+            revision="main",
+            strict=True,
+            progress=progress,
+        )
+        kind, layers = source.kind, model.config.num_transformer_layers
     written = save_pretrained(model, out_path)
-    kind = source.kind
     if not Path(os.fspath(src)).expanduser().exists():
         kind = f"hub:{kind}"
     return {
         "source": os.fspath(src),
         "source_kind": kind,
+        "family": getattr(model.config, "family", "enformer"),
         "output": str(written),
         "parameters": model.num_parameters(),
         "heads": dict(model.config.heads),
         "channels": model.config.channels,
-        "num_transformer_layers": model.config.num_transformer_layers,
+        "num_transformer_layers": layers,
         "files": [str(written / WEIGHTS_NAME), str(written / CONFIG_NAME)],
     }
+
+
+def _borzoi_with_overrides(model: Any, overrides: Mapping[str, Any]) -> Any:
+    """The same weights under a configuration with some fields changed (e.g. ``crop``,
+    ``description``); fields that change a tensor's shape are refused by the strict load."""
+    names = {f.name for f in dataclasses.fields(BorzoiConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown BorzoiConfig field(s) in the overrides: {', '.join(unknown)}")
+    config = dataclasses.replace(model.config, **dict(overrides))
+    rebuilt = type(model)(config)
+    try:
+        rebuilt.load_state_dict(model.state_dict())
+    except RuntimeError as err:
+        raise WeightsError(f"the overrides change the shapes of the weights: {err}") from None
+    return rebuilt.eval()
