@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,6 +71,40 @@ LORA_TARGETS: dict[str, tuple[str, str]] = {
     "linear1": ("mlp", "linear1"),
     "linear2": ("mlp", "linear2"),
 }
+
+# Borzoi / Flashzoi: the same short names on their transformer blocks. Flashzoi projects
+# queries, keys and values with one fused linear, so q, k and v all name ``Wqkv``.
+_BORZOI_LORA = {
+    "relative": {"q": ("attention", "q"), "k": ("attention", "k"), "v": ("attention", "v"),
+                 "embedding": ("attention", "out"), "linear1": ("", "dense1"),
+                 "linear2": ("", "dense2")},
+    "rotary": {"q": ("attention", "Wqkv"), "k": ("attention", "Wqkv"),
+               "v": ("attention", "Wqkv"), "embedding": ("attention", "out_proj"),
+               "linear1": ("", "dense1"), "linear2": ("", "dense2")},
+}  # fmt: skip
+
+
+def _is_borzoi(model: nn.Module) -> bool:
+    return getattr(model.config, "family", "enformer") == "borzoi"
+
+
+def _transformer(model: nn.Module) -> nn.ModuleList:
+    """The transformer blocks of either family."""
+    return model.transformer if _is_borzoi(model) else model.trunk.transformer
+
+
+def _trunk_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
+    """Every parameter outside the heads, by name."""
+    if _is_borzoi(model):
+        return ((n, p) for n, p in model.named_parameters() if not n.startswith("heads."))
+    return model.trunk.named_parameters()
+
+
+def _lora_target(model: nn.Module, target: str) -> tuple[str, str]:
+    if _is_borzoi(model):
+        return _BORZOI_LORA[model.config.attention][target]
+    return LORA_TARGETS[target]
+
 
 _HEAD_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(\d+)\s*$")
 
@@ -131,19 +165,22 @@ def add_heads(
     names = [name for name, _ in parsed]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate head names in {names}")
-    param = model.trunk.stem.conv1_d.weight
+    param = next(model.parameters())
+    width = model.config.embedding_size if _is_borzoi(model) else model.config.embedding_dim
     heads = dict(model.config.heads) if keep_existing else {}
     if not keep_existing:
         for name in list(model.heads.keys()):
             del model.heads[name]
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     for name, n in parsed:
-        head = Head(model.config.embedding_dim, n)
+        # Borzoi's heads are a Dense (softplus in the model's forward); Enformer's a Head.
+        head = nn.Linear(width, n) if _is_borzoi(model) else Head(width, n)
         if generator is not None:
-            bound = 1.0 / math.sqrt(model.config.embedding_dim)
+            bound = 1.0 / math.sqrt(width)
+            linear = getattr(head, "linear", head)
             with torch.no_grad():
-                head.linear.weight.uniform_(-bound, bound, generator=generator)
-                head.linear.bias.uniform_(-bound, bound, generator=generator)
+                linear.weight.uniform_(-bound, bound, generator=generator)
+                linear.bias.uniform_(-bound, bound, generator=generator)
         model.heads[name] = head.to(device=param.device, dtype=param.dtype)
         heads[name] = n
     _set_config(model, dataclasses.replace(model.config, heads=heads))
@@ -153,7 +190,8 @@ def add_heads(
 
 def _set_config(model: Enformer, config: object) -> None:
     model.config = config  # type: ignore[assignment]
-    model.trunk.config = config  # type: ignore[assignment]
+    if hasattr(model, "trunk"):
+        model.trunk.config = config  # type: ignore[assignment]
 
 
 # ==================================================================== freezing
@@ -161,7 +199,7 @@ def _set_config(model: Enformer, config: object) -> None:
 
 def freeze_trunk(model: Enformer) -> Enformer:
     """Stop gradients to every trunk parameter (heads and LoRA adapters stay trainable)."""
-    for name, param in model.trunk.named_parameters():
+    for name, param in _trunk_parameters(model):
         if not _is_lora_param(name):
             param.requires_grad_(False)
     return model
@@ -184,13 +222,14 @@ def train_last_layers(model: Enformer, n: int, *, include_final_pointwise: bool 
     Enformer
         ``model``.
     """
-    layers = len(model.trunk.transformer)
+    blocks = _transformer(model)
+    layers = len(blocks)
     if not 0 <= n <= layers:
         raise ValueError(f"train_last_layers must be between 0 and {layers}, got {n}")
     freeze_trunk(model)
-    trainable = list(model.trunk.transformer[layers - n :]) if n else []
-    if include_final_pointwise:
-        trainable.append(model.trunk.final_pointwise)
+    trainable = list(blocks[layers - n :]) if n else []
+    if include_final_pointwise:  # Borzoi: its final conv_nac
+        trainable.append(model.final if _is_borzoi(model) else model.trunk.final_pointwise)
     for module in trainable:
         for name, param in module.named_parameters():
             if not isinstance(_owner(module, name), LoRALinear) or _is_lora_param(name):
@@ -351,12 +390,12 @@ def apply_lora(
     unknown = sorted(set(targets) - set(LORA_TARGETS))
     if unknown:
         raise ValueError(f"unknown LoRA target(s) {unknown}; choose from {sorted(LORA_TARGETS)}")
-    blocks = model.trunk.transformer
+    blocks = _transformer(model)
     indices = range(len(blocks)) if layers is None else list(layers)
     count = 0
     for j in indices:
         for target in targets:
-            path, attr = LORA_TARGETS[target]
+            path, attr = _lora_target(model, target)
             parent = blocks[j].get_submodule(path)
             linear = getattr(parent, attr)
             if isinstance(linear, LoRALinear):
@@ -491,7 +530,7 @@ def prepare_finetune(
         freeze_trunk(model)
     if config.lora_rank:
         # With train_last_layers, the last N blocks train fully and the others get adapters.
-        n_blocks = len(model.trunk.transformer)
+        n_blocks = len(_transformer(model))
         last = config.train_last_layers or 0
         apply_lora(
             model,

@@ -186,10 +186,13 @@ def load_pretrained(
     """
     from . import borzoi as bz
 
-    if config is None:
+    if config is None or isinstance(config, Mapping):
         local = _resolve(path_or_name, cache_dir=cache_dir, revision=revision, progress=progress)
         if bz.borzoi_folder_kind(local) is not None:
-            borzoi = bz.load_borzoi_any(local)[0].to(device)
+            borzoi = bz.load_borzoi_any(local)[0]
+            if config:  # field overrides, e.g. {"crop": 5120}
+                borzoi = _borzoi_with_overrides(borzoi, config)
+            borzoi = borzoi.to(device)
             return borzoi.to(_as_dtype(dtype)) if dtype is not None else borzoi
     model, _ = _load(
         path_or_name,
