@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import fast
+
 __all__ = [
     "Borzoi",
     "BorzoiConfig",
@@ -254,13 +256,17 @@ class BorzoiAttention(nn.Module):
         k, v = self._split(self.k(x)), self._split(self.v(x))
         pos = central_mask_features(t, self.position_features).to(x)
         r_k = self.r_k(pos).reshape(2 * t - 1, self.heads, -1).permute(1, 2, 0)  # (H, K, 2T-1)
-        relative = _relative_shift((q + self.r_r_bias) @ r_k)
+        qw, qr = q + self.r_w_bias, q + self.r_r_bias
         if _fused(self.implementation, x):  # the relative logits as an additive mask
-            out = F.scaled_dot_product_attention(q + self.r_w_bias, k, v, attn_mask=relative,
-                                                 scale=1.0)  # fmt: skip
-        else:
-            content = (q + self.r_w_bias) @ k.transpose(-1, -2)
-            out = torch.softmax(content + relative, dim=-1) @ v  # (B, H, T, V)
+            relative = _relative_shift(qr @ r_k)
+            out = F.scaled_dot_product_attention(qw, k, v, attn_mask=relative, scale=1.0)
+        else:  # one head at a time: a (T, 2T-1) logit matrix held, not H of them
+            out = torch.cat([
+                torch.softmax(qw[:, h : h + 1] @ k[:, h : h + 1].transpose(-1, -2)
+                              + _relative_shift(qr[:, h : h + 1] @ r_k[h : h + 1]), dim=-1)
+                @ v[:, h : h + 1]
+                for h in range(self.heads)
+            ], dim=1)  # (B, H, T, V)  # fmt: skip
         return self.out(out.transpose(1, 2).reshape(x.shape))
 
 
@@ -452,14 +458,28 @@ class Borzoi(nn.Module):
             )
         return x.to(self.dtype).transpose(1, 2)  # (B, 4, L)
 
-    def convolve(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The local stages on ``(B, 4, L)``: the tower's pooled output ``(B, C, T)`` and every
-        tower block's output before its pool (the U-Net's skips use the last ones)."""
+    def convolve(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """The local stages on ``(B, 4, L)``: the tower's pooled output ``(B, C, T)`` and, per
+        tower block, its output before the pool where a U-Net block reads it (else ``None``).
+
+        On the CPU in eval mode without autograd or autocast this runs the tiled kernels of
+        :mod:`enformer.model.fast`; otherwise the ``nn.Conv1d`` modules.
+        """
+        first_kept = len(self.tower) - len(self.unet)
+        if (not self.training and not torch.is_grad_enabled() and x.device.type == "cpu"
+                and not torch.is_autocast_enabled("cpu")):  # fmt: skip
+            h, _ = fast.borzoi_stage_forward(None, self.conv_dna, x.transpose(1, 2).contiguous())
+            skips: list[torch.Tensor | None] = []
+            for i, block in enumerate(self.tower):
+                h, full = fast.borzoi_stage_forward(block.norm, block.conv, h,
+                                                    keep=i >= first_kept)  # fmt: skip
+                skips.append(None if full is None else full.transpose(1, 2))
+            return h.transpose(1, 2), skips
         y = F.max_pool1d(_same_conv(self.conv_dna, x), 2)
         skips = []
-        for block in self.tower:
+        for i, block in enumerate(self.tower):
             y = block(y)
-            skips.append(y)
+            skips.append(y if i >= first_kept else None)
             y = F.max_pool1d(y, 2)
         return y, skips
 

@@ -15,22 +15,24 @@ that callers batch alleles with :func:`torch.stack` as they do Enformer's tower 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from . import fast
 
 __all__ = ["BorzoiActivations", "conv_activations", "conv_tower_for", "forward_from_tower"]
 
 
 @dataclass
 class BorzoiActivations:
-    """The local stages of one reference sequence (batch of one, channels first).
+    """The local stages of one reference sequence (batch of one, channels last).
 
-    ``stages[0]`` is the one-hot input ``(4, L)``, ``stages[1]`` the pooled ``conv_dna``
+    ``stages[0]`` is the one-hot input ``(L, 4)``, ``stages[1]`` the pooled ``conv_dna``
     output, ``stages[i + 2]`` the pooled output of tower block ``i`` (the last one is the
-    transformer's input, ``(C, T)``); ``projected[j]`` is U-Net block ``j``'s projected skip
+    transformer's input, ``(T, C)``); ``projected[j]`` is U-Net block ``j``'s projected skip
     ``(2**(j+1) T, C)``.
     """
 
@@ -40,7 +42,7 @@ class BorzoiActivations:
     @property
     def tower(self) -> torch.Tensor:
         """The packed state that :func:`forward_from_tower` reads: ``(T + 2T + 4T.., C)``."""
-        return torch.cat([self.stages[-1].T, *self.projected])
+        return torch.cat([self.stages[-1], *self.projected])
 
     @property
     def nbytes(self) -> int:
@@ -53,56 +55,32 @@ def _skip_block(model, j: int) -> int:
     return len(model.tower) - 1 - j
 
 
+def _stages(model) -> list[tuple[nn.BatchNorm1d | None, nn.Conv1d]]:
+    """(BatchNorm or None, conv) of every local stage, in order."""
+    return [(None, model.conv_dna)] + [(b.norm, b.conv) for b in model.tower]
+
+
 @torch.no_grad()
 def conv_activations(model, x: torch.Tensor) -> BorzoiActivations:
-    """Run the local stages on one-hot ``x`` ``(L, 4)``, keeping what reuse needs."""
+    """Run the local stages on one-hot ``x`` ``(L, 4)``, keeping what reuse needs.
+
+    The stages run through the tiled kernels of :mod:`enformer.model.fast`, as a full forward
+    on the CPU does, so that recomputed rows (:func:`conv_tower_for`) match it.
+    """
     if model.training:
         raise RuntimeError("reuse needs the model in eval mode (BatchNorm moving averages)")
     if x.dim() != 2 or x.shape[1] != 4:
         raise ValueError(f"expected one sequence (L, 4), got {tuple(x.shape)}")
-    x = model._prepare(x[None])  # (1, 4, L), checked
-    y = F.max_pool1d(model.conv_dna(F.pad(x, _pads(model.conv_dna))), 2)
-    stages, skips = [x[0], y[0]], []
-    for block in model.tower:
-        z = block(y)
-        skips.append(z)
-        y = F.max_pool1d(z, 2)
-        stages.append(y[0])
-    projected = [
-        unet.project_skip(skips[_skip_block(model, j)])[0] for j, unet in enumerate(model.unet)
-    ]
+    h = model._prepare(x[None]).transpose(1, 2).contiguous()  # (1, L, 4), checked
+    kept = {_skip_block(model, j): j for j in range(len(model.unet))}
+    stages, projected = [h[0]], [None] * len(model.unet)
+    for s, (norm, conv) in enumerate(_stages(model)):
+        h, full = fast.borzoi_stage_forward(norm, conv, h, keep=(s - 1) in kept)
+        stages.append(h[0])
+        if full is not None:
+            j = kept[s - 1]
+            projected[j] = model.unet[j].project_skip(full.transpose(1, 2))[0]
     return BorzoiActivations(stages, projected)
-
-
-def _pads(conv) -> tuple[int, int]:
-    """Keras ``same`` padding of a conv: ``(k - 1) // 2`` left, ``k // 2`` right."""
-    k = conv.kernel_size[0]
-    return (k - 1) // 2, k // 2
-
-
-def _rows(
-    conv, pre: Callable[[torch.Tensor], torch.Tensor], inp: torch.Tensor, r0: int, r1: int,
-    patch: torch.Tensor, c0: int,
-) -> torch.Tensor:  # fmt: skip
-    """Rows ``[r0, r1)`` of ``conv(same_pad(pre(inp')))`` where ``inp'`` is ``inp`` ``(C, n)``
-    with columns ``c0 ..`` replaced by ``patch``."""
-    left, right = _pads(conv)
-    n = inp.shape[1]
-    lo, hi = max(r0 - left, 0), min(r1 + right, n)
-    x = inp[:, lo:hi].clone()
-    a, b = max(c0, lo), min(c0 + patch.shape[1], hi)
-    if b > a:
-        x[:, a - lo : b - lo] = patch[:, a - c0 : b - c0]
-    z = F.pad(pre(x[None]), (lo - (r0 - left), (r1 + right) - hi))
-    return conv(z)[0]
-
-
-def _reached(c0: int, c1: int, conv, n: int) -> tuple[int, int]:
-    """Output rows of a ``same`` conv that read input rows ``[c0, c1)``, widened to even
-    bounds so that the following max pool of 2 sees whole pairs."""
-    left, right = _pads(conv)
-    r0, r1 = max(c0 - right, 0), min(c1 + left, n)
-    return r0 - r0 % 2, min(r1 + r1 % 2, n)
 
 
 @torch.no_grad()
@@ -113,32 +91,32 @@ def conv_tower_for(
     recomputing only the rows that its changed input rows ``span`` reach (``None``: equal to
     the reference; :func:`enformer.model.reuse.conv_tower_for` finds the span)."""
     x_ref = ref.stages[0]
-    alt = alt.to(device=x_ref.device, dtype=x_ref.dtype).T  # (4, L)
+    alt = alt.to(device=x_ref.device, dtype=x_ref.dtype)
     if alt.shape != x_ref.shape:
-        raise ValueError(f"alt has shape {tuple(alt.T.shape)}, the reference {tuple(x_ref.T.shape)}")
+        raise ValueError(f"alt has shape {tuple(alt.shape)}, the reference {tuple(x_ref.shape)}")
     if span is None:
         return ref.tower.clone()
     c0, c1 = span
-    patch = alt[:, c0:c1]
-    convs = [(model.conv_dna, lambda z: z)] + [(b.conv, _pre(b)) for b in model.tower]
+    patch = alt[c0:c1]
     skip_of = {_skip_block(model, j): j for j in range(len(model.unet))}
     projected = [p.clone() for p in ref.projected]
-    for s, (conv, pre) in enumerate(convs):
+    for s, (norm, conv) in enumerate(_stages(model)):
         inp = ref.stages[s]
-        r0, r1 = _reached(c0, c1, conv, inp.shape[1])
-        rows = _rows(conv, pre, inp, r0, r1, patch, c0)
+        n, half = inp.shape[0], conv.kernel_size[0] // 2
+        r0, r1 = max(c0 - half, 0), min(c1 + half, n)  # output rows the change reaches ...
+        r0, r1 = r0 - r0 % 2, min(r1 + r1 % 2, n)  # ... in whole pairs for the max pool
+        lo, hi = max(r0 - half, 0), min(r1 + half, n)
+        x = inp[lo:hi].clone()  # the stage input these rows read, reference values ...
+        x[c0 - lo : c1 - lo] = patch  # ... with the changed rows of the alternative
+        rows = inp.new_empty((r1 - r0, conv.out_channels))
+        fast.nac_rows(norm, conv, x, r0, r1, rows, x_offset=lo, length=n)
         j = skip_of.get(s - 1)
         if j is not None:  # tower block s - 1 feeds U-Net block j
-            projected[j][r0:r1] = model.unet[j].project_skip(rows[None])[0]
-        c0, c1, patch = r0 // 2, r1 // 2, F.max_pool1d(rows[None], 2)[0]
+            projected[j][r0:r1] = model.unet[j].project_skip(rows.T[None])[0]
+        c0, c1, patch = r0 // 2, r1 // 2, torch.maximum(rows[0::2], rows[1::2])
     tower = ref.stages[-1].clone()
-    tower[:, c0:c1] = patch
-    return torch.cat([tower.T, *projected])
-
-
-def _pre(block) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A ``conv_nac`` block's BatchNorm and GELU, applied before its conv."""
-    return lambda z: F.gelu(block.norm(z), approximate="tanh")
+    tower[c0:c1] = patch
+    return torch.cat([tower, *projected])
 
 
 def forward_from_tower(

@@ -16,6 +16,10 @@ when another process takes a core, every barrier waits for the descheduled threa
 (libgomp's waiting threads spin meanwhile). Measured on two shared cores with one
 competing process, the per-operation split made the conv stages 3.7x slower than on
 a quiet machine, whole tiles 1.7x (``benchmarks/results/forward_under_load.md``).
+
+Borzoi's local stages (``conv_dna``, then ``conv_nac`` blocks: BatchNorm, tanh-GELU, a
+``same`` conv, each followed by a max pool of 2) run on the same tiles
+(:func:`borzoi_stage_forward`, :func:`nac_rows`).
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ import torch
 __all__ = [
     "bn_affine",
     "block_rows",
+    "borzoi_stage_forward",
     "conv_matrix",
     "default_workers",
+    "nac_rows",
     "stem_forward",
     "stem_rows",
     "tower_block_forward",
@@ -331,3 +337,75 @@ def _prepare(conv: torch.nn.Conv1d, block) -> None:
     """Build the cached weight matrices once, in the calling thread, before tiles run."""
     conv_matrix(conv)
     conv_matrix(block.pointwise_conv_block.conv1_d)
+
+
+# ------------------------------------------------------------------------------ Borzoi
+
+
+def nac_rows(
+    norm: torch.nn.BatchNorm1d | None,
+    conv: torch.nn.Conv1d,
+    x: torch.Tensor,
+    r0: int,
+    r1: int,
+    y: torch.Tensor,
+    *,
+    x_offset: int = 0,
+    length: int | None = None,
+    scratch: dict | None = None,
+) -> None:
+    """Rows ``[r0, r1)`` of Borzoi's ``conv_nac`` (BatchNorm, tanh-GELU, ``same`` conv of odd
+    width) on channels-last ``x``, into ``y`` ``(r1 - r0, C_out)``; ``norm=None`` is the bare
+    conv of ``conv_dna``. ``x`` holds rows ``[x_offset, x_offset + len(x))`` of a sequence of
+    ``length`` rows; the conv's zero padding applies to the activated input, as in Keras.
+    """
+    k = conv.kernel_size[0]
+    if k % 2 == 0:
+        raise ValueError("nac_rows needs an odd kernel width")
+    rows = r1 - r0
+    lo, hi, top = _input_span(x, r0, r1, k, x_offset, length, "nac_rows")
+    a = _buffer(scratch, "act", rows + k - 1, x.shape[1], x)
+    bottom = (r1 + k // 2) - hi
+    if top:
+        a[:top].zero_()
+    if bottom:
+        a[rows + k - 1 - bottom :].zero_()
+    body = a[top : top + hi - lo]
+    src = x[lo - x_offset : hi - x_offset]
+    if norm is None:
+        body.copy_(src)
+    else:
+        scale, shift = bn_affine(norm)
+        torch.addcmul(shift, src, scale, out=body)
+        torch.ops.aten.gelu_(body, approximate="tanh")
+    torch.addmm(conv.bias, _windows(a, k, rows), conv_matrix(conv), out=y)
+
+
+def borzoi_stage_forward(
+    norm: torch.nn.BatchNorm1d | None,
+    conv: torch.nn.Conv1d,
+    x: torch.Tensor,
+    *,
+    keep: bool = False,
+    tile_rows: int = TILE_ROWS,
+    workers: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One Borzoi local stage on channels-last ``x`` ``(B, L, C_in)``: :func:`nac_rows`, then
+    a max pool of 2 -> ``(B, L/2, C_out)``; with ``keep`` also the output before the pool
+    ``(B, L, C_out)`` (the U-Net's skips), else ``None``.
+    """
+    b, length, _ = x.shape
+    workers = default_workers() if workers is None else workers
+    c_out = conv.out_channels
+    pooled = x.new_empty((b, length // 2, c_out))
+    full = x.new_empty((b, length, c_out)) if keep else None
+    conv_matrix(conv)
+
+    def work(tile, scratch):
+        i, r0, r1 = tile
+        y = full[i, r0:r1] if full is not None else _buffer(scratch, "y", r1 - r0, c_out, x)
+        nac_rows(norm, conv, x[i], r0, r1, y, scratch=scratch)
+        torch.maximum(y[0::2], y[1::2], out=pooled[i, r0 // 2 : r1 // 2])
+
+    _run_tiles(work, _plan_tiles(b, length, tile_rows, workers), workers)
+    return pooled, full

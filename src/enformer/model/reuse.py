@@ -115,7 +115,7 @@ def conv_tower_for(
     activations are not modified).
     """
     if _is_borzoi(model):
-        x_ref = ref.stages[0].T
+        x_ref = ref.stages[0]
         if span is None and alt.shape == x_ref.shape:
             span = changed_span(x_ref, alt.to(x_ref))
         return borzoi_reuse.conv_tower_for(model, ref, alt, span)
