@@ -70,7 +70,8 @@ def _forward_and_grads(mha, x, rows, implementation):
     [(37, None, 7), (37, (11, 26), 7), (129, (3, 100), 7), (300, (17, 290), 256)],
 )
 def test_fused_equals_blocked_forward_and_gradients(length, rows, block, monkeypatch, sdpa_calls):
-    monkeypatch.setattr(attention, "_QUERY_BLOCK", block)
+    monkeypatch.setattr(attention, "_QUERY_BLOCK", block)  # the fused path's mask blocks
+    monkeypatch.setattr(attention, "query_block", lambda t: block)  # the blocked path's
     mha = _mha()
     x = torch.randn(2, length, 24, generator=torch.Generator().manual_seed(2))
     y_blocked, g_blocked = _forward_and_grads(mha, x, rows, "blocked")
@@ -235,7 +236,8 @@ def test_path_is_logged_once(tiny_model, caplog, monkeypatch):
         tiny_model(x)
     messages = [r.getMessage() for r in caplog.records if r.name == "enformer.model.attention"]
     assert messages == [
-        "attention: blocked (explicit softmax, query blocks of 256) on cpu; implementation 'auto'",
+        "attention: blocked (explicit softmax, query blocks of 256 x 1,536 / bins) on cpu; "
+        "implementation 'auto'",
         "attention: fused (scaled_dot_product_attention) on cpu; implementation 'fused'",
     ]
     assert all(r.levelno == logging.INFO for r in caplog.records)
@@ -293,3 +295,10 @@ def test_features_cached_in_inference_mode_serve_later_autograd():
     xg = x.clone().requires_grad_(True)
     mha(xg).sum().backward()  # failed: "Inference tensors cannot be saved for backward"
     assert xg.grad is not None and float(xg.grad.abs().max()) > 0
+
+
+def test_query_blocks_shrink_as_the_input_grows():
+    """256 queries per block at Enformer's 1,536 bins; about 256 x 1,536 / T beyond."""
+    assert attention.query_block(1536) == 256
+    assert attention.query_block(4096) == 128  # Borzoi's 4,096 bins
+    assert attention.query_block(896) == 512 and attention.query_block(10**6) == 32

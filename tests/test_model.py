@@ -379,7 +379,7 @@ def test_query_blocks_and_cropped_last_layer_equal_full_computation(tiny_model, 
         tower = tiny_model.trunk.conv(x)
         full = tiny_model.trunk.finish(tiny_model.trunk.attend(tower))  # every row, then crop
         cropped = tiny_model.trunk.finish(tiny_model.trunk.attend(tower, crop=True))
-        monkeypatch.setattr(attention, "_QUERY_BLOCK", 7)  # many ragged query blocks
+        monkeypatch.setattr(attention, "query_block", lambda t: 7)  # many ragged query blocks
         blocked = tiny_model.trunk.finish(tiny_model.trunk.attend(tower, crop=True))
         via_forward = tiny_model.embed(x)
     assert cropped.shape == full.shape == (2, 64, 96)

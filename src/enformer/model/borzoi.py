@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import fast
+from .attention import blocked_relative_attention, fused_relative_attention
 
 __all__ = [
     "Borzoi",
@@ -218,13 +219,6 @@ def central_mask_features(n_bins: int, features: int) -> torch.Tensor:
     return torch.cat([mask, torch.sign(d)[:, None] * mask], dim=-1)
 
 
-def _relative_shift(x: torch.Tensor) -> torch.Tensor:
-    """TransformerXL shift: ``(B, H, T, 2T-1)`` relative logits -> ``(B, H, T, T)``."""
-    b, h, t1, t2 = x.shape
-    x = torch.cat([x.new_zeros(b, h, t1, 1), x], dim=-1).reshape(b, h, t2 + 1, t1)
-    return x[:, :, 1:].reshape(b, h, t1, t2)[..., : (t2 + 1) // 2]
-
-
 def _fused(implementation: str, x: torch.Tensor) -> bool:
     """Whether an attention with this ``implementation`` runs PyTorch's fused kernel on ``x``."""
     return implementation == "fused" or (implementation == "auto" and x.device.type == "cuda")
@@ -255,18 +249,13 @@ class BorzoiAttention(nn.Module):
         q = self._split(self.q(x)) * self.key_size**-0.5
         k, v = self._split(self.k(x)), self._split(self.v(x))
         pos = central_mask_features(t, self.position_features).to(x)
-        r_k = self.r_k(pos).reshape(2 * t - 1, self.heads, -1).permute(1, 2, 0)  # (H, K, 2T-1)
+        r_k = self.r_k(pos).reshape(2 * t - 1, self.heads, -1).transpose(0, 1)  # (H, 2T-1, K)
         qw, qr = q + self.r_w_bias, q + self.r_r_bias
-        if _fused(self.implementation, x):  # the relative logits as an additive mask
-            relative = _relative_shift(qr @ r_k)
-            out = F.scaled_dot_product_attention(qw, k, v, attn_mask=relative, scale=1.0)
-        else:  # one head at a time: a (T, 2T-1) logit matrix held, not H of them
-            out = torch.cat([
-                torch.softmax(qw[:, h : h + 1] @ k[:, h : h + 1].transpose(-1, -2)
-                              + _relative_shift(qr[:, h : h + 1] @ r_k[h : h + 1]), dim=-1)
-                @ v[:, h : h + 1]
-                for h in range(self.heads)
-            ], dim=1)  # (B, H, T, V)  # fmt: skip
+        # Enformer's kernels (model/attention.py): the same logits, in query blocks with
+        # only the relative positions each block needs, or fused with them as a mask.
+        attend = fused_relative_attention if _fused(self.implementation, x) else (
+            blocked_relative_attention)  # fmt: skip
+        out = attend(qw, qr, k, v, r_k)  # (B, H, T, V)
         return self.out(out.transpose(1, 2).reshape(x.shape))
 
 
