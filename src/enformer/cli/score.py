@@ -68,6 +68,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="score only W bins around the variant")
     p.add_argument("--tss-width", type=int, default=3, metavar="W",
                    help="bins around each TSS (default 3)")
+    p.add_argument("--gene-score", default="tss", metavar="R[,R]",
+                   help="with --genes: what to read out per gene, any of tss (its TSS bins), "
+                   "exons (bins of its exons, for RNA-seq) and body (start to end); one row "
+                   "per region (column gene_region). Tracks of the other strand are NaN")
     opt.add_rc_option(p, "average forward and reverse complement")
     opt.add_shifts_option(p, "shifts in bp to average, e.g. --shifts -1,0,1 (default 0),",
                           spaced=True)
@@ -99,7 +103,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 # Arguments handed to write_scores under their own names.
 _PASSED = (
-    "stats", "tracks", "head", "center_bins", "tss_width", "on_ref_mismatch", "group_span",
+    "stats", "tracks", "head", "center_bins", "tss_width", "gene_score", "on_ref_mismatch",
+    "group_span",
     "batch_size", "device", "wide", "vcf_tracks", "chunk_size", "work_dir", "keep_work", "rc",
 )  # fmt: skip
 

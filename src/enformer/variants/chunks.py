@@ -19,7 +19,7 @@ from ..io.jobs import sequence_digest
 from .plan import ScorePlan
 from .predictors import PredictAlleles
 from .records import Record, SkippedVariant, Variant
-from ..data.annotation import center_bins
+from ..data.annotation import OutputBins, center_bins
 from .scores import compute_scores
 from .sequences import AlleleWindows, Placement, make_allele_windows
 
@@ -51,7 +51,7 @@ VARIANT_FIELDS = (
     "window_start",
     "offset",
 )
-GENE_FIELDS = ("gene_id", "gene_name", "gene_strand", "tss_distance")
+GENE_FIELDS = ("gene_id", "gene_name", "gene_strand", "tss_distance", "gene_region")
 SKIP_FIELDS = ("line", "chrom", "pos", "id", "ref", "alt", "alt_index", "reason")
 
 
@@ -68,7 +68,8 @@ class ScoreChunk:
         (input index of the first REF base).
     units : dict of str to numpy.ndarray
         Per scored unit (a variant, or a variant x gene pair): ``si`` (row of ``variants``) and,
-        with genes, ``gene_id``, ``gene_name``, ``gene_strand``, ``tss_distance``.
+        with genes, ``gene_id``, ``gene_name``, ``gene_strand``, ``tss_distance`` and
+        ``gene_region`` (``tss``, ``exons`` or ``body``).
     scores : dict of str to numpy.ndarray
         float32 ``(units, tracks)`` per statistic.
     skipped : dict of str to numpy.ndarray
@@ -153,26 +154,60 @@ def _prediction_batches(windows: AlleleWindows, size: int) -> list[np.ndarray]:
     return batches
 
 
+GeneUnit = tuple[str, str, str, int, str]  # gene_id, name, strand, TSS distance, region
+
+
+def _window_genes(plan: ScorePlan, p: Placement) -> tuple[OutputBins, dict, dict]:
+    """The output bins of a placement, its genes with a TSS there (``GeneBins``) and, when
+    exons or bodies are scored, its genes overlapping it (``Gene``), by gene id."""
+    geometry = plan.geometry
+    out = OutputBins.of(geometry, p.start)
+    with_tss = {g.gene_id: g for g in plan.tss.genes_in_window(
+        p.chrom, out.start, out.n_bins, out.bin_size, width=plan.tss_width)}  # fmt: skip
+    overlapping = {}
+    if plan.annotation is not None:
+        overlapping = {g.gene_id: g for g in plan.annotation.genes_in(p.chrom, out.start, out.end)}
+    return out, with_tss, overlapping
+
+
+def _gene_units(
+    plan: ScorePlan, p: Placement, ref_pred: np.ndarray, alt_pred: np.ndarray
+) -> list[tuple[dict[str, np.ndarray], GeneUnit]]:
+    """One unit per gene in the window and region of ``plan.gene_score`` that has bins there."""
+    out, with_tss, overlapping = _window_genes(plan, p)
+    units = []
+    for gid in [*with_tss, *(g for g in overlapping if g not in with_tss)]:
+        tss_gene, gene = with_tss.get(gid), overlapping.get(gid)
+        name = tss_gene.gene_name if tss_gene is not None else gene.gene_name
+        strand = tss_gene.strand if tss_gene is not None else gene.strand
+        sites = tss_gene.tss if tss_gene is not None else (gene.tss,)
+        sign = 1 if strand == "+" else -1
+        distance = min((sign * (p.variant.pos0 - t) for t in sites), key=abs)
+        bins = {
+            "tss": tss_gene.bins if tss_gene is not None else None,
+            "exons": out.exon_bins(gene) if gene is not None else None,
+            "body": out.interval_bins(gene.start, gene.end) if gene is not None else None,
+        }
+        other = None
+        if plan.track_strands is not None:
+            other = np.array([s not in (".", strand) for s in plan.track_strands])
+        for region in plan.gene_score:
+            if bins[region] is None or bins[region].size == 0:
+                continue
+            values = compute_scores(ref_pred, alt_pred, plan.stats, bins=bins[region])
+            if other is not None and other.any():
+                values = {k: np.where(other, np.float32(np.nan), v) for k, v in values.items()}
+            units.append((values, (gid, name, strand, distance, region)))
+    return units
+
+
 def _score_units(
     plan: ScorePlan, p: Placement, ref_pred: np.ndarray, alt_pred: np.ndarray
-) -> list[tuple[dict[str, np.ndarray], tuple[str, str, str, int] | None]]:
+) -> list[tuple[dict[str, np.ndarray], GeneUnit | None]]:
     """Statistics of one variant over its scoring window(s): one unit, or one per gene."""
     geometry = plan.geometry
     if plan.tss is not None:
-        units: list[tuple[dict[str, np.ndarray], tuple[str, str, str, int] | None]] = []
-        output_start = p.start + geometry.offset  # genomic start of output bin 0
-        for gene in plan.tss.genes_in_window(
-            p.chrom, output_start, geometry.n_bins, geometry.bin_size, width=plan.tss_width
-        ):
-            sign = 1 if gene.strand == "+" else -1
-            distance = min((sign * (p.variant.pos0 - t) for t in gene.tss), key=abs)
-            units.append(
-                (
-                    compute_scores(ref_pred, alt_pred, plan.stats, bins=gene.bins),
-                    (gene.gene_id, gene.gene_name, gene.strand, distance),
-                )
-            )
-        return units
+        return list(_gene_units(plan, p, ref_pred, alt_pred))
     if plan.center_bins is not None:
         variant_bin = (p.offset - geometry.offset) // geometry.bin_size
         bins = center_bins(variant_bin, geometry.n_bins, plan.center_bins)
@@ -232,7 +267,7 @@ def score_chunk(
     per_pred = max(1, plan.geometry.n_bins * n_tracks * 4)
     size = max(plan.batch_size, min(64, _PREDICTION_BUDGET // per_pred))
     unit_scores: list[list[dict[str, np.ndarray]]] = [[] for _ in windows.placements]
-    unit_genes: list[list[tuple[str, str, str, int]]] = [[] for _ in windows.placements]
+    unit_genes: list[list[GeneUnit]] = [[] for _ in windows.placements]
     keep, no_gene = _with_genes(plan, windows.placements)
     for batch in _prediction_batches(windows, size):
         batch = batch[keep[batch]]
@@ -283,6 +318,7 @@ def score_chunk(
         units["gene_name"] = str_array(g[1] for g in flat)
         units["gene_strand"] = str_array(g[2] for g in flat)
         units["tss_distance"] = np.array([g[3] for g in flat], dtype=np.int64)
+        units["gene_region"] = str_array(g[4] for g in flat)
     scores = {
         s: (
             np.stack([u[s] for units_ in unit_scores for u in units_]).astype(np.float32)
@@ -309,16 +345,9 @@ def _with_genes(plan: ScorePlan, placements: Sequence[Placement]) -> tuple[np.nd
     skipped: list[SkippedVariant] = []
     if plan.tss is None:
         return keep, skipped
-    geometry = plan.geometry
     for j, p in enumerate(placements):
-        genes = plan.tss.genes_in_window(
-            p.chrom,
-            p.start + geometry.offset,
-            geometry.n_bins,
-            geometry.bin_size,
-            width=plan.tss_width,
-        )
-        if not genes:
+        _, with_tss, overlapping = _window_genes(plan, p)
+        if not with_tss and not overlapping:
             keep[j] = False
             v = p.variant
             skipped.append(

@@ -344,6 +344,7 @@ def _write_h5(
                 "gene_name": grow("gene_name", text),
                 "gene_strand": grow("gene_strand", text),
                 "tss_distance": grow("tss_distance", np.int64),
+                "gene_region": grow("gene_region", text),
             }
         stat_sets = {s: grow(s, np.float32, n_tracks) for s in plan.stats}
         for s, ds in stat_sets.items():

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.annotation import TSSIndex
+from ..data.annotation import Annotation, TSSIndex
 from ..data.genome import Genome
 from ..inference.engine import check_shifts
 from ..inference.selection import select_tracks
@@ -29,7 +29,11 @@ from ..version import __version__
 from .scores import SCORE_FORMULAS, resolve_stats
 from .sequences import INDEL_ANCHORING, PLACEMENT, PLACEMENT_DESCRIPTION
 
-__all__ = ["ScorePlan", "make_plan", "vcf_track_columns"]
+__all__ = ["GENE_REGIONS", "ScorePlan", "make_plan", "vcf_track_columns"]
+
+# What --gene-score can read out per gene: its TSS bins, the bins of its exons (collapsed
+# over transcripts), or every bin from its start to its end.
+GENE_REGIONS = ("tss", "exons", "body")
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,11 @@ class ScorePlan:
         Model input and output bins.
     center_bins, tss, tss_width
         The scoring window: centre bins, or genes' TSS bins.
+    gene_score, annotation, track_strands
+        In gene mode, the regions read out per gene (:data:`GENE_REGIONS`), the genes with
+        their exons (for ``exons`` / ``body``), and each scored track's strand (``+``, ``-``,
+        ``.``; ``None`` without a track sheet): a gene reads its own strand's and unstranded
+        tracks, the others are NaN.
     on_ref_mismatch, group_span
         Window building (:func:`~enformer.variants.sequences.make_allele_windows`).
     batch_size, device
@@ -78,6 +87,9 @@ class ScorePlan:
     batch_size: int
     device: torch.device
     metadata: dict[str, Any]
+    gene_score: tuple[str, ...] = ("tss",)
+    annotation: Annotation | None = None
+    track_strands: list[str] | None = None
 
     @property
     def margin(self) -> int:
@@ -136,6 +148,7 @@ def make_plan(
     genes_gtf: str | os.PathLike[str] | TSSIndex | None,
     center_bins: int | None,
     tss_width: int,
+    gene_score: Sequence[str] = ("tss",),
     on_ref_mismatch: str,
     group_span: int | None,
     batch_size: int,
@@ -163,12 +176,16 @@ def make_plan(
     _check_options(geometry, on_ref_mismatch, center_bins, genes_gtf, tss_width, group_span)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    regions = _gene_regions(gene_score, genes_gtf)
     tss: TSSIndex | None = None
+    annotation: Annotation | None = None
     genes_label: str | None = None
     if isinstance(genes_gtf, TSSIndex):
         tss, genes_label = genes_gtf, "<TSSIndex>"
     elif genes_gtf is not None:
         tss, genes_label = TSSIndex.from_gtf(genes_gtf), str(Path(genes_gtf))
+        if set(regions) - {"tss"}:
+            annotation = Annotation.read(genes_gtf)
     if device is None:
         try:
             run_device = next(model.parameters()).device
@@ -182,7 +199,15 @@ def make_plan(
     if center_bins is not None:
         window = {"mode": "center", "center_bins": int(center_bins)}
     elif tss is not None:
-        window = {"mode": "genes", "genes_gtf": genes_label, "tss_width_bins": int(tss_width)}
+        window = {"mode": "genes", "genes_gtf": genes_label, "tss_width_bins": int(tss_width),
+                  "gene_score": list(regions), "gene_regions": {
+                      "tss": "the tss_width bins around the bin of each TSS of the gene",
+                      "exons": "every bin overlapping an exon of any transcript of the gene",
+                      "body": "every bin from the gene's start to its end"},
+                  "strand_matched": (
+                      "a gene reads the tracks of its own strand and unstranded tracks; "
+                      "tracks of the other strand are NaN" if sheet is not None else
+                      "no track sheet: every track is read for every gene")}  # fmt: skip
     metadata = {
         "enformer_version": __version__,
         "stats": names,
@@ -236,7 +261,23 @@ def make_plan(
         batch_size=int(batch_size),
         device=run_device,
         metadata=metadata,
+        gene_score=regions,
+        annotation=annotation,
+        track_strands=None if sheet is None else [sheet[i].strand for i in chosen],
     )
+
+
+def _gene_regions(gene_score: Sequence[str] | str, genes_gtf: Any) -> tuple[str, ...]:
+    """The checked ``gene_score`` regions, in :data:`GENE_REGIONS` order."""
+    wanted = [gene_score] if isinstance(gene_score, str) else list(gene_score)
+    wanted = [w.strip() for item in wanted for w in item.split(",") if w.strip()]
+    unknown = sorted(set(wanted) - set(GENE_REGIONS))
+    if unknown or not wanted:
+        raise ValueError(f"gene_score must name some of {', '.join(GENE_REGIONS)}; got "
+                         f"{', '.join(unknown) or 'nothing'}")  # fmt: skip
+    if set(wanted) != {"tss"} and (genes_gtf is None or isinstance(genes_gtf, TSSIndex)):
+        raise ValueError("gene_score exons/body needs genes_gtf, a GTF/GFF file (--genes)")
+    return tuple(r for r in GENE_REGIONS if r in wanted)
 
 
 def vcf_track_columns(

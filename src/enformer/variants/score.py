@@ -98,7 +98,7 @@ _UNIT_NAME = "chunk_{:07d}.npz"  # a chunk's file in the work directory
 # The arguments of score_variants / write_scores that make_plan resolves.
 _PLAN_ARGS = (
     "stats", "tracks", "track_sheet", "head", "rc", "shifts", "genes_gtf", "center_bins",
-    "tss_width", "on_ref_mismatch", "group_span", "batch_size", "device",
+    "tss_width", "gene_score", "on_ref_mismatch", "group_span", "batch_size", "device",
 )  # fmt: skip
 
 
@@ -138,6 +138,7 @@ def score_variants(
     genes_gtf: str | os.PathLike[str] | TSSIndex | None = None,
     center_bins: int | None = None,
     tss_width: int = 3,
+    gene_score: str | Sequence[str] = ("tss",),
     on_ref_mismatch: Literal["fail", "skip", "flip"] = "fail",
     group_span: int | None = None,
     batch_size: int = 1,
@@ -181,6 +182,13 @@ def score_variants(
         Score only the ``center_bins`` bins centred on the variant's bin.
     tss_width : int, optional
         Bins around each TSS (default 3).
+    gene_score : str or sequence of str, optional
+        With ``genes_gtf``: which bins of each gene to read out, any of ``tss`` (the TSS
+        bins; the default), ``exons`` (bins overlapping any exon of the gene, as Borzoi
+        reads RNA-seq coverage) and ``body`` (gene start to end); one row per variant x
+        gene x region x track (column ``gene_region``), for genes whose TSS (``tss``) or
+        span (``exons``, ``body``) meets the output. With a track sheet, a gene reads the
+        tracks of its own strand and unstranded ones; the other strand's tracks are NaN.
     on_ref_mismatch : {'fail', 'skip', 'flip'}, optional
         What to do when REF does not match the genome (see :mod:`enformer.variants.sequences`).
     group_span : int, optional
@@ -202,7 +210,7 @@ def score_variants(
     -------
     pandas.DataFrame
         One row per variant x track (x gene): ``id, chrom, pos, ref, alt, flipped``
-        [``window_start, offset``] [``gene_id, gene_name, gene_strand, tss_distance``]
+        [``window_start, offset``] [``gene_id, gene_name, gene_strand, tss_distance, gene_region``]
         ``track`` [``identifier, description``] and one float32 column per statistic, in input
         order. ``df.attrs['skipped']`` holds the skipped variants (with ``reason``) and
         ``df.attrs['metadata']`` the formulas and settings.
@@ -280,6 +288,7 @@ def write_scores(
     genes_gtf: str | os.PathLike[str] | None = None,
     center_bins: int | None = None,
     tss_width: int = 3,
+    gene_score: str | Sequence[str] = ("tss",),
     on_ref_mismatch: Literal["fail", "skip", "flip"] = "fail",
     group_span: int | None = None,
     batch_size: int = 1,
@@ -304,7 +313,8 @@ def write_scores(
     Parameters
     ----------
     model, variants, genome, stats, tracks, track_sheet, head, rc, shifts, genes_gtf,
-    center_bins, tss_width, on_ref_mismatch, group_span, batch_size, device, progress, predictor
+    center_bins, tss_width, gene_score, on_ref_mismatch, group_span, batch_size, device,
+    progress, predictor
         As for :func:`score_variants`.
     out : str or os.PathLike
         Output file.
