@@ -10,11 +10,11 @@ from . import options as opt
 HELP = "score variants (VCF/TSV/strings) -> Parquet, TSV, HDF5 (sad.h5) or annotated VCF"
 
 DESCRIPTION = """\
-Score genetic variants with an Enformer model. Each variant's reference and alternative
-windows (the variant's first REF base at input index L/2, DeepMind's convention) are predicted,
-averaged over the requested reverse-complement and shift copies, and compared with the chosen
-statistics over all output bins, the --center-bins around the variant, or the TSS bins of each
-gene of --genes.
+Score genetic variants with a model (Enformer, Borzoi, Flashzoi). Each variant's reference and
+alternative windows (the variant's first REF base at input index L/2, DeepMind's convention)
+are predicted, averaged over the reverse-complement and shift copies, and compared over all
+output bins, the --center-bins around the variant, or each gene of --genes (its TSS, exon or
+body bins: --gene-score). What each statistic means: docs/variant-scores.md.
 
 Statistics (R, A = ref, alt predictions; sums over bins):
   SAD = sum A - sum R                    SAR = sum[log2(A+1) - log2(R+1)]
@@ -23,19 +23,14 @@ Statistics (R, A = ref, alt predictions; sums over bins):
   JS = symmetric KL of bin profiles (pseudocount: 25th percentile of R)
   REF = sum R    ALT = sum A
 
-The output format follows --out's suffix: .parquet, .tsv[.gz] (tidy: one row per variant x
-track; --wide for a column per track), .h5 (basenji's sad.h5 layout) or .vcf[.gz] (the input
-VCF with INFO fields ENFORMER_<STAT>_T<track>). Skipped variants go to <out>.skipped.tsv and
-the resolved settings and formulas to <out>.settings.json (written last: it is present only
-beside complete outputs). An interrupted run restarts where it left off when run again with the
-same settings; finished chunks are checked against the genome's bases and recomputed if the
-FASTA changed. One run at a time per --out: a second run while the first is alive is refused
-(exit 2) and touches nothing; --shard runs of one job may run side by side."""
+--out's suffix picks the format: .parquet, .tsv[.gz] (one row per variant x track; --wide for a
+column per track), .h5 (basenji's sad.h5) or .vcf[.gz] (INFO fields ENFORMER_<STAT>_T<track>).
+Skipped variants go to <out>.skipped.tsv, the settings and formulas to <out>.settings.json
+(written last). A killed run resumes when run again; one run at a time per --out."""
 
 _GENES = (
-    "score the TSS bins of each gene of this GTF in the output window (one row per variant x "
-    "gene); a variant with no TSS in its output window is listed in the .skipped table with "
-    "that reason (not predicted)"
+    "score each gene of this GTF in the output window (one row per variant x gene x region, "
+    "see --gene-score); a variant with no gene there is listed in the .skipped table"
 )
 _SHARD = (
     "compute only shard I of N (1-based) into --work-dir and write no output; run once per "

@@ -195,19 +195,8 @@ def make_plan(
         run_device = parse_device(device)
     chosen = selection.indices
     descriptions = selection.descriptions if sheet is not None else None
-    window: dict[str, Any] = {"mode": "all", "bins": geometry.n_bins}
-    if center_bins is not None:
-        window = {"mode": "center", "center_bins": int(center_bins)}
-    elif tss is not None:
-        window = {"mode": "genes", "genes_gtf": genes_label, "tss_width_bins": int(tss_width),
-                  "gene_score": list(regions), "gene_regions": {
-                      "tss": "the tss_width bins around the bin of each TSS of the gene",
-                      "exons": "every bin overlapping an exon of any transcript of the gene",
-                      "body": "every bin from the gene's start to its end"},
-                  "strand_matched": (
-                      "a gene reads the tracks of its own strand and unstranded tracks; "
-                      "tracks of the other strand are NaN" if sheet is not None else
-                      "no track sheet: every track is read for every gene")}  # fmt: skip
+    window = _window_metadata(geometry, center_bins, tss, genes_label, tss_width, regions,
+                              stranded=sheet is not None)  # fmt: skip
     metadata = {
         "enformer_version": __version__,
         "stats": names,
@@ -265,6 +254,26 @@ def make_plan(
         annotation=annotation,
         track_strands=None if sheet is None else [sheet[i].strand for i in chosen],
     )
+
+
+def _window_metadata(
+    geometry: OutputGeometry, center_bins: int | None, tss: TSSIndex | None,
+    genes_label: str | None, tss_width: int, regions: tuple[str, ...], *, stranded: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """The ``window`` entry of the metadata: which bins each statistic reads."""
+    if center_bins is not None:
+        return {"mode": "center", "center_bins": int(center_bins)}
+    if tss is None:
+        return {"mode": "all", "bins": geometry.n_bins}
+    return {"mode": "genes", "genes_gtf": genes_label, "tss_width_bins": int(tss_width),
+            "gene_score": list(regions), "gene_regions": {
+                "tss": "the tss_width bins around the bin of each TSS of the gene",
+                "exons": "every bin overlapping an exon of any transcript of the gene",
+                "body": "every bin from the gene's start to its end"},
+            "strand_matched": (
+                "a gene reads the tracks of its own strand and unstranded tracks; tracks of "
+                "the other strand are NaN" if stranded else
+                "no track sheet: every track is read for every gene")}  # fmt: skip
 
 
 def _gene_regions(gene_score: Sequence[str] | str, genes_gtf: Any) -> tuple[str, ...]:
