@@ -52,6 +52,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     opt.add_device_option(p, "cpu, cuda, cuda:1 (default: auto)", default="auto")
     p.add_argument("--no-amp", action="store_true", help="float32 on CUDA too (no bf16)")
     p.add_argument("--out", metavar="JSON", help="also write the full report to this file")
+    p.add_argument("--genes", metavar="GTF", help="also the paper's gene-level metric: Pearson "
+                   "r across genes of log2(1 + CAGE summed at each gene's TSS bins), per track, "
+                   "and its mean (needs the windows' coordinates: TFRecords with sequences.bed, "
+                   "or BigWig data)")
+    p.add_argument("--gene-tracks", default="assay:CAGE", metavar="SELECTION",
+                   help="tracks of the gene-level metric (default 'assay:CAGE', from the sheet)")
+    p.add_argument("--tss-width", type=int, default=3, metavar="W",
+                   help="bins around each TSS for --genes (default 3)")
     return p
 
 
@@ -109,6 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         target_length=model.config.output_bins(length) if length else None,
     )
     loader = make_eval_loader(dataset, batch_size=args.batch_size)
+    genes = _gene_metric(args, model.config, head, sheet, dataset)
     result = evaluate(
         model,
         loader,
@@ -117,6 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         amp=not args.no_amp,
         track_sheet=sheet,
         max_batches=args.max_batches,
+        genes=genes,
     )
     summary = result.summary()
     per_track = result.per_track(sheet)
@@ -145,3 +155,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["out"] = str(out)
     report["_text"] = describe_report(report)
     return report
+
+
+def _gene_metric(args: argparse.Namespace, config: Any, head: str, sheet: Any, dataset: Any):
+    """The across-gene accumulator of --genes, or None."""
+    if not args.genes:
+        return None
+    from ..data.annotation import TSSIndex
+    from ..inference.selection import select_tracks
+    from ..train.gene_metrics import GeneExpression
+
+    intervals = getattr(dataset, "intervals", None)
+    if not intervals:
+        raise ValueError("--genes needs the windows' genome coordinates: TFRecord data with a "
+                         "sequences.bed, or BigWig data (an .npz has none)")  # fmt: skip
+    tracks = select_tracks(config, args.gene_tracks, head=head, sheet=sheet).indices
+    return GeneExpression(TSSIndex.from_gtf(args.genes), intervals, tracks, args.tss_width)

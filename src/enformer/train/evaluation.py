@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .distributed import unwrap
+from .gene_metrics import GeneExpression
 from .losses import get_loss
 from .metrics import PearsonR, TrackMetrics, per_assay_means
 from .step import Batch, LossFn, align_bins, autocast, head_output, to_device
@@ -50,6 +51,7 @@ class EvalResult:
     by_assay: dict[str, float]
     sequences: int
     head: str
+    genes: dict[str, Any] | None = None
 
     @property
     def mean_r(self) -> float:
@@ -66,6 +68,7 @@ class EvalResult:
             "sequences": self.sequences,
             "tracks": int(self.metrics.pearson_r.shape[0]),
             "undefined_tracks": self.metrics.undefined,
+            **({"genes": self.genes} if self.genes is not None else {}),
         }
 
     def per_track(self, track_sheet: Any | None = None) -> list[dict[str, Any]]:
@@ -100,6 +103,7 @@ def evaluate(
     track_sheet: Any | None = None,
     assays: Sequence[str] | None = None,
     max_batches: int | None = None,
+    genes: GeneExpression | None = None,
 ) -> EvalResult:
     """Loss and streaming per-track Pearson r of ``model`` over ``loader``.
 
@@ -127,6 +131,9 @@ def evaluate(
         Assay label per track (instead of a sheet).
     max_batches
         Stop after this many batches (per process).
+    genes
+        Also the across-gene correlation of CAGE at the TSS (:mod:`.gene_metrics`); batches
+        must carry each item's ``index``. Computed on this process's items only.
 
     Returns
     -------
@@ -153,6 +160,8 @@ def evaluate(
             if metric is None:
                 metric = PearsonR(pred.shape[-1])
             metric.update(pred, target)
+            if genes is not None:
+                genes.update(pred, target.float(), batch["index"])
             loss_sum[0] += float(loss_fn(pred, target.float())) * seq.shape[0]
             loss_sum[1] += seq.shape[0]
     finally:
@@ -177,6 +186,7 @@ def evaluate(
         by_assay=by_assay,
         sequences=n,
         head=head,
+        genes=genes.compute() if genes is not None else None,
     )
 
 
@@ -213,6 +223,10 @@ def describe_report(report: dict[str, Any]) -> str:
         f"loss {_fmt(report['loss'])}  mean Pearson r {_fmt(report['mean_r'])}  "
         f"mean R2 {_fmt(report['mean_r2'])}",
     ]
+    if report.get("genes"):
+        g = report["genes"]
+        lines.append(f"across {g['genes']} genes (CAGE at the TSS, {len(g['tracks'])} tracks): "
+                     f"mean r {_fmt(g['mean_r'])}")  # fmt: skip
     if report["by_assay"]:
         lines.append("")
         lines.append("assay      tracks  mean r")
