@@ -92,16 +92,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--keep-work", action="store_true",
                    help="keep the work directory afterwards")
     p.add_argument("--shard", metavar="I/N", help=_SHARD)
+    opt.add_background_arguments(p)
     opt.add_chrom_alias_option(p)
     return p  # fmt: skip
 
 
-# Arguments handed to write_scores under their own names.
-_PASSED = (
-    "stats", "tracks", "head", "center_bins", "tss_width", "gene_score", "on_ref_mismatch",
-    "group_span",
-    "batch_size", "device", "wide", "vcf_tracks", "chunk_size", "work_dir", "keep_work", "rc",
-)  # fmt: skip
+# Arguments handed to score_variants / make_background, and those only write_scores takes.
+_SCORING = ("stats", "tracks", "head", "center_bins", "tss_width", "gene_score",
+            "on_ref_mismatch", "group_span", "batch_size", "device", "rc")  # fmt: skip
+_FILES = ("wide", "vcf_tracks", "chunk_size", "work_dir", "keep_work")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -118,13 +117,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     n_tracks = model.config.heads.get(args.head)
     sheet = track_sheet_for(args.weights, args.head, args.targets, n_tracks=n_tracks)
     genome = Genome(args.fasta, chrom_aliases=args.chrom_alias)
+    plan_args = {name: getattr(args, name) for name in _SCORING}
+    plan_args.update(track_sheet=sheet, shifts=shifts, genes_gtf=args.genes,
+                     progress=not args.quiet, predictor="naive" if args.no_reuse else "reuse")
     try:
+        if args.make_background:
+            return opt.make_background_from_args(args, model, genome, plan_args)
         summary = write_scores(
             model, args.vcf or args.tsv or list(args.variant), genome, args.out,
-            **{name: getattr(args, name) for name in _PASSED},
-            track_sheet=sheet, shifts=shifts, genes_gtf=args.genes, progress=not args.quiet,
-            resume=not args.no_resume, model_name=str(args.weights), shard=shard,
-            predictor="naive" if args.no_reuse else "reuse",
+            **plan_args, **{name: getattr(args, name) for name in _FILES},
+            background=args.background, resume=not args.no_resume,
+            model_name=str(args.weights), shard=shard,
         )  # fmt: skip
     finally:
         genome.close()

@@ -16,6 +16,7 @@ import torch
 
 from ..data.genome import Genome
 from ..io.jobs import sequence_digest
+from .background import quantile_names
 from .plan import ScorePlan
 from .predictors import PredictAlleles
 from .records import Record, SkippedVariant, Variant
@@ -194,7 +195,7 @@ def _gene_units(
         for region in plan.gene_score:
             if bins[region] is None or bins[region].size == 0:
                 continue
-            values = compute_scores(ref_pred, alt_pred, plan.stats, bins=bins[region])
+            values = compute_scores(ref_pred, alt_pred, plan.base_stats, bins=bins[region])
             if other is not None and other.any():
                 values = {k: np.where(other, np.float32(np.nan), v) for k, v in values.items()}
             units.append((values, (gid, name, strand, distance, region)))
@@ -213,8 +214,8 @@ def _score_units(
         bins = center_bins(variant_bin, geometry.n_bins, plan.center_bins)
         if bins.size == 0:
             raise ValueError(f"{p.variant.where}: the variant lies outside the model's output bins")
-        return [(compute_scores(ref_pred, alt_pred, plan.stats, bins=bins), None)]
-    return [(compute_scores(ref_pred, alt_pred, plan.stats), None)]
+        return [(compute_scores(ref_pred, alt_pred, plan.base_stats, bins=bins), None)]
+    return [(compute_scores(ref_pred, alt_pred, plan.base_stats), None)]
 
 
 def chunk_windows(records: Sequence[Record], genome: Genome, plan: ScorePlan) -> AlleleWindows:
@@ -325,8 +326,12 @@ def score_chunk(
             if len(si)
             else np.zeros((0, n_tracks), dtype=np.float32)
         )
-        for s in plan.stats
+        for s in plan.base_stats
     }
+    if plan.background is not None:
+        for s in plan.base_stats:
+            names = quantile_names(s)
+            scores.update(zip(names, plan.background.quantiles(s, scores[s]), strict=True))
     skipped = [r for r in records if isinstance(r, SkippedVariant)]
     skipped_all = _merge_skips(records, skipped, [*windows.skipped, *no_gene])
     return ScoreChunk(vars_, units, scores, skipped_arrays(skipped_all), len(records))

@@ -24,7 +24,6 @@ from ..version import __version__
 from .chunks import GENE_FIELDS, SKIP_FIELDS, ScoreChunk, empty_chunk, str_array
 from .io import detect_format
 from .plan import ScorePlan
-from .scores import SCORE_FORMULAS
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -348,7 +347,7 @@ def _write_h5(
             }
         stat_sets = {s: grow(s, np.float32, n_tracks) for s in plan.stats}
         for s, ds in stat_sets.items():
-            ds.attrs["formula"] = SCORE_FORMULAS[s]
+            ds.attrs["formula"] = plan.metadata["score_formulas"][s]
         n_var = n_unit = 0
         for chunk in chunks():
             v, u = chunk.n_variants, chunk.n_units
@@ -398,7 +397,7 @@ def _vcf_info_header(plan: ScorePlan, columns: list[int]) -> list[str]:
             desc = f" {plan.descriptions[k]}" if plan.descriptions is not None else ""
             text = (
                 f"Enformer {s} for head {plan.head} track {track} ({label}{desc}): "
-                + (SCORE_FORMULAS[s])
+                + (plan.metadata["score_formulas"][s])
             )
             text = text.replace('"', "'")
             lines.append(

@@ -26,6 +26,7 @@ from ..model.config import EnformerConfig
 from ..model.geometry import OutputGeometry, output_geometry
 from ..runtime import parse_device
 from ..version import __version__
+from .background import Background, quantile_names
 from .scores import SCORE_FORMULAS, resolve_stats
 from .sequences import INDEL_ANCHORING, PLACEMENT, PLACEMENT_DESCRIPTION
 
@@ -45,7 +46,8 @@ class ScorePlan:
     Attributes
     ----------
     stats : list of str
-        Statistics, in output order.
+        Output columns, in order: the statistics, then with a background each one's
+        ``_quantile`` and ``_signed_quantile`` (:mod:`enformer.variants.background`).
     head, tracks, identifiers, descriptions
         The head and its scored tracks (indices; identifiers and descriptions when a track
         sheet is known).
@@ -90,6 +92,14 @@ class ScorePlan:
     gene_score: tuple[str, ...] = ("tss",)
     annotation: Annotation | None = None
     track_strands: list[str] | None = None
+    computed_stats: list[str] | None = None
+    background: Background | None = None
+
+    @property
+    def base_stats(self) -> list[str]:
+        """The statistics computed from the predictions (``stats`` without the quantile
+        columns a background adds)."""
+        return self.computed_stats if self.computed_stats is not None else self.stats
 
     @property
     def margin(self) -> int:
@@ -149,6 +159,7 @@ def make_plan(
     center_bins: int | None,
     tss_width: int,
     gene_score: Sequence[str] = ("tss",),
+    background: Background | str | os.PathLike[str] | None = None,
     on_ref_mismatch: str,
     group_span: int | None,
     batch_size: int,
@@ -232,8 +243,11 @@ def make_plan(
         "genome": str(genome.path),
         "dtype": "float32",
     }
+    output_stats, background = _with_background(names, metadata, background)
     return ScorePlan(
-        stats=names,
+        stats=output_stats,
+        computed_stats=names,
+        background=background,
         head=head,
         tracks=chosen,
         identifiers=selection.identifiers,
@@ -254,6 +268,25 @@ def make_plan(
         annotation=annotation,
         track_strands=None if sheet is None else [sheet[i].strand for i in chosen],
     )
+
+
+def _with_background(
+    names: list[str], metadata: dict[str, Any], background: Any
+) -> tuple[list[str], Background | None]:
+    """The output columns (quantiles added with a background), the checked background, and
+    its formulas and provenance recorded in ``metadata``."""
+    if background is None:
+        return names, None
+    if not isinstance(background, Background):
+        background = Background.load(background)
+    background.check_matches(metadata)
+    for s in names:
+        quantile, signed = quantile_names(s)
+        metadata["score_formulas"][quantile] = (
+            f"fraction of the background's |{s}| on the track that are <= |{s}|")
+        metadata["score_formulas"][signed] = f"sign({s}) * {quantile}"
+    metadata["background"] = {k: v for k, v in background.metadata.items() if k != "settings"}
+    return names + [q for s in names for q in quantile_names(s)], background
 
 
 def _window_metadata(

@@ -79,6 +79,7 @@ from ..data.tracks import TrackSheet
 from ..io.progress import progress_bar
 from ..io.jobdir import JobDir, shard_units
 from ..io.jobs import JobLock, file_fingerprint, genome_fingerprint, sequence_digest
+from .background import Background
 from .chunks import ScoreChunk, chunk_windows, empty_chunk, score_chunk, windows_digest
 from .io import iter_records
 from .outputs import output_format, skipped_frame, tidy_frame, write_outputs, write_settings
@@ -99,6 +100,7 @@ _UNIT_NAME = "chunk_{:07d}.npz"  # a chunk's file in the work directory
 _PLAN_ARGS = (
     "stats", "tracks", "track_sheet", "head", "rc", "shifts", "genes_gtf", "center_bins",
     "tss_width", "gene_score", "on_ref_mismatch", "group_span", "batch_size", "device",
+    "background",
 )  # fmt: skip
 
 
@@ -139,6 +141,7 @@ def score_variants(
     center_bins: int | None = None,
     tss_width: int = 3,
     gene_score: str | Sequence[str] = ("tss",),
+    background: Background | str | os.PathLike[str] | None = None,
     on_ref_mismatch: Literal["fail", "skip", "flip"] = "fail",
     group_span: int | None = None,
     batch_size: int = 1,
@@ -189,6 +192,11 @@ def score_variants(
         gene x region x track (column ``gene_region``), for genes whose TSS (``tss``) or
         span (``exons``, ``body``) meets the output. With a track sheet, a gene reads the
         tracks of its own strand and unstranded ones; the other strand's tracks are NaN.
+    background : Background or path, optional
+        Background scores (:func:`~enformer.variants.background.make_background`, or a file
+        of ``enformer score --make-background``): adds ``<stat>_quantile`` (fraction of the
+        background's absolute values at most the score's, per track) and
+        ``<stat>_signed_quantile`` columns. Its settings and model must match this run's.
     on_ref_mismatch : {'fail', 'skip', 'flip'}, optional
         What to do when REF does not match the genome (see :mod:`enformer.variants.sequences`).
     group_span : int, optional
@@ -289,6 +297,7 @@ def write_scores(
     center_bins: int | None = None,
     tss_width: int = 3,
     gene_score: str | Sequence[str] = ("tss",),
+    background: Background | str | os.PathLike[str] | None = None,
     on_ref_mismatch: Literal["fail", "skip", "flip"] = "fail",
     group_span: int | None = None,
     batch_size: int = 1,
@@ -313,8 +322,8 @@ def write_scores(
     Parameters
     ----------
     model, variants, genome, stats, tracks, track_sheet, head, rc, shifts, genes_gtf,
-    center_bins, tss_width, gene_score, on_ref_mismatch, group_span, batch_size, device,
-    progress, predictor
+    center_bins, tss_width, gene_score, background, on_ref_mismatch, group_span, batch_size,
+    device, progress, predictor
         As for :func:`score_variants`.
     out : str or os.PathLike
         Output file.

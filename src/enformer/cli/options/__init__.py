@@ -5,7 +5,8 @@ another command. ``common``: one ``add_*`` function per option shared by several
 (commands whose help says something of their own pass ``help=``) and their parsers;
 ``glue``: parsed options to :class:`~enformer.inference.options.PredictOptions`, the model,
 the track selection, the settings file and the closing report; ``interpret``: the options of
-``attribute`` and ``ism``; ``run``: those of ``train`` and ``finetune``.
+``attribute`` and ``ism``; ``run``: those of ``train`` and ``finetune``; ``scoring``: the
+calibration options of ``score``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .common import (
     parse_shard,
     parse_shifts,
 )
+from .scoring import add_background_arguments, make_background_from_args
 from .glue import (
     finish_summary,
     load_model,
@@ -56,6 +58,8 @@ from .run import (
 )
 
 __all__ = [
+    "add_background_arguments",
+    "make_background_from_args",
     "ATTENTION_CHOICES",
     "DTYPE_CHOICES",
     "HEAD_HELP",
