@@ -25,7 +25,7 @@ from ..version import __version__
 # start-up fast); adding a command is adding its name here.
 COMMANDS = (
     "demo", "info", "convert", "predict", "embed", "score", "train", "evaluate", "finetune",
-    "attribute", "ism",
+    "attribute", "ism", "benchmark",
 )  # fmt: skip
 
 log = logging.getLogger("enformer")

@@ -54,6 +54,7 @@ __all__ = [
     "plot_attribution",
     "plot_ism",
     "plot_logo",
+    "plot_roc",
     "plot_tracks",
     "plot_variant",
     "save_figure",
@@ -520,3 +521,30 @@ def _track_name(ism: ISM, i: int) -> str:
     if ism.track_labels and ism.track_labels[i]:
         name += f" ({textwrap.shorten(ism.track_labels[i], 40)})"
     return name
+
+
+def plot_roc(
+    fpr: np.ndarray,
+    tpr: np.ndarray,
+    *,
+    label: str,
+    title: str | None = None,
+    description: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """A ROC curve (e.g. of ``enformer benchmark eqtl``) with the chance diagonal.
+
+    ``fpr``, ``tpr``: false- and true-positive rates at each threshold, from (0, 0) to (1, 1)
+    (:func:`enformer.variants.benchmark.roc_curve`); ``label`` names the curve (its AUROC).
+    """
+    fig = new_figure(5.0, 4.8)
+    ax = fig.subplots()
+    ax.plot(fpr, tpr, lw=2, label=label)
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="chance")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.legend(loc="lower right", fontsize=8)
+    add_title(fig, title, description)
+    return finish(fig, path)
