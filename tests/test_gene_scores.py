@@ -115,3 +115,35 @@ def test_cli_gene_score_option(tmp_path, capsys, shared_data):
                  "chr1:930001:G>A", "--gene-score", "exons", "--out", str(tmp_path / "x.tsv"),
                  "-q"]) == 2  # fmt: skip
     assert "needs genes_gtf" in capsys.readouterr().err
+
+
+def test_variant_figure_draws_each_genes_effect_at_its_tss():
+    from enformer.interpret.plots import plot_variant
+
+    rng = np.random.default_rng(0)
+    ref = rng.random((100, 2))
+    effects = [("GENEA", 1_000_300, 0.25), ("GENEB", 1_009_000, -0.5), ("FAR", 5_000_000, 9.0)]
+    fig = plot_variant(ref, ref * 1.1, chrom="chr1", start=1_000_000, bin_size=128,
+                       gene_effects=effects, effect_label="logSED")  # fmt: skip
+    row = [ax for ax in fig.axes if ax.get_ylabel() == "logSED"][0]
+    bars = sorted((p.get_x() + p.get_width() / 2, p.get_height()) for p in row.patches)
+    assert [round(x) for x, _ in bars] == [1_000_300, 1_009_000]  # FAR is outside the window
+    assert [h for _, h in bars] == [0.25, -0.5]
+    assert {t.get_text() for t in row.texts} == {"GENEA", "GENEB"}
+
+
+def test_score_plot_option_writes_a_figure_per_variant(tmp_path, shared_data):
+    from enformer.cli.main import main
+
+    fasta = shared_data / "genome" / "hg38_subset.fa.gz"
+    gtf = shared_data / "annotations" / "gencode_hg38_subset.gtf"
+    with Genome(fasta) as genome:
+        ref = genome.fetch("chr1", 930000, 930001)
+    alt = "C" if ref != "C" else "G"
+    assert main(["score", "--weights", "mini", "--fasta", str(fasta), "--variant",
+                 f"chr1:930001:{ref}>{alt}", "--genes", str(gtf), "--tracks", "0,24",
+                 "--stats", "logSED", "--out", str(tmp_path / "s.tsv"),
+                 "--plot", str(tmp_path / "plots"), "-q"]) == 0  # fmt: skip
+    files = list((tmp_path / "plots").glob("*.png"))
+    assert [f.name for f in files] == [f"chr1_930001_{ref}_{alt}.png"]
+    assert files[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files[0].stat().st_size > 20_000

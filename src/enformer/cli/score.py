@@ -93,6 +93,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="keep the work directory afterwards")
     p.add_argument("--shard", metavar="I/N", help=_SHARD)
     opt.add_background_arguments(p)
+    opt.add_plot_arguments(p)
     opt.add_chrom_alias_option(p)
     return p  # fmt: skip
 
@@ -129,6 +130,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             background=args.background, resume=not args.no_resume,
             model_name=str(args.weights), shard=shard,
         )  # fmt: skip
+        if args.plot and shard is None:
+            summary["plots"] = opt.plot_variants_from_args(args, model, genome, sheet)
     finally:
         genome.close()
     if shard is not None:

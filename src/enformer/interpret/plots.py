@@ -15,7 +15,7 @@ import logging
 import os
 import textwrap
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -162,11 +162,15 @@ def plot_variant(
     description: str | None = None,
     width: float = 10.0,
     path: str | os.PathLike[str] | None = None,
+    gene_effects: Sequence[tuple[str, int, float]] | None = None,
+    effect_label: str = "effect",
 ) -> Figure:
     """Reference and alternative predictions of a variant, and their difference, per track.
 
     Each track gets two rows: the reference (grey area) with the alternative (coloured line)
-    over it, and ``alt - ref`` (red up, blue down).
+    over it, and ``alt - ref`` (red up, blue down). With ``gene_effects`` (``(gene name, TSS
+    position, value)``, e.g. each gene's logSED from ``enformer score --genes``) a last row
+    draws each gene's effect as a bar at its TSS, named: the plot to send a collaborator.
 
     Parameters
     ----------
@@ -192,6 +196,11 @@ def plot_variant(
         The model's description.
     width : float, optional
         Figure width in inches.
+    gene_effects : sequence of (str, int, float), optional
+        Per gene: name, 0-based TSS position and effect (genes outside the window are left
+        out).
+    effect_label : str, optional
+        Y label of the gene-effect row, e.g. ``'logSED (CAGE)'``.
     """
     ref = np.asarray(ref, dtype=np.float64)
     alt = np.asarray(alt, dtype=np.float64)
@@ -203,7 +212,11 @@ def plot_variant(
     end = start + n_bins * bin_size
     labels = list(labels) if labels is not None else [f"track {i}" for i in range(n_tracks)]
     shown = genes_in(genes, gtf, chrom, start, end)
-    fig, axes = stacked_axes(width, [1.0, 0.7] * n_tracks + gene_panel(shown, start, end), 1.0)
+    effects = [(g, int(t), float(v)) for g, t, v in gene_effects or () if start <= t < end]
+    heights = [1.0, 0.7] * n_tracks + ([1.0] if effects else []) + gene_panel(shown, start, end)
+    fig, axes = stacked_axes(width, heights, 1.0)
+    if effects:
+        _gene_effect_row(axes[2 * n_tracks], effects, end - start, effect_label)
     edges = start + bin_size * np.arange(n_bins + 1)
     for i in range(n_tracks):
         ax, axd = axes[2 * i], axes[2 * i + 1]
@@ -236,6 +249,22 @@ def plot_variant(
     region_axis(axes[-1], chrom, start, end)
     add_title(fig, title or (f"variant {variant}" if variant else "variant effect"), description)
     return finish(fig, path)
+
+
+def _gene_effect_row(ax: Any, effects: list[tuple[str, int, float]], span: int, label: str):
+    """Each gene's effect as a bar at its TSS, with the gene's name."""
+    values = np.array([v for _, _, v in effects])
+    m = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    ax.bar([t for _, t, _ in effects], values, width=span * 0.012,
+           color=["#d62728" if v >= 0 else "#1f77b4" for v in values], lw=0)  # fmt: skip
+    for name, t, v in effects:
+        ax.annotate(name, (t, v), xytext=(0, 2 if v >= 0 else -2), textcoords="offset points",
+                    ha="center", va="bottom" if v >= 0 else "top", fontsize=6)  # fmt: skip
+    ax.axhline(0, color="0.3", lw=0.5)
+    ax.set_ylim(-m * 1.5 if m > 0 else -1, m * 1.5 if m > 0 else 1)
+    ax.set_ylabel(label, fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    plain_axes(ax)
 
 
 # --------------------------------------------------------------------------------------

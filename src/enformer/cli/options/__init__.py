@@ -36,7 +36,12 @@ from .common import (
     parse_shard,
     parse_shifts,
 )
-from .scoring import add_background_arguments, make_background_from_args
+from .scoring import (
+    add_background_arguments,
+    add_plot_arguments,
+    make_background_from_args,
+    plot_variants_from_args,
+)
 from .glue import (
     finish_summary,
     load_model,
@@ -59,7 +64,9 @@ from .run import (
 
 __all__ = [
     "add_background_arguments",
+    "add_plot_arguments",
     "make_background_from_args",
+    "plot_variants_from_args",
     "ATTENTION_CHOICES",
     "DTYPE_CHOICES",
     "HEAD_HELP",
