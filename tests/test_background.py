@@ -105,3 +105,53 @@ def test_cli_make_background_then_quantiles(tmp_path, capsys, shared_data):
                                np.sign(table["logSED"]) * want, rtol=1e-5)  # fmt: skip
     assert main(["score", *common, "--out", str(tmp_path / "x.tsv"), "--make-background"]) == 2
     assert ".npz" in capsys.readouterr().err
+
+
+def test_per_region_quantiles_unit():
+    """A row of region r is compared with the background values of r when present, else with
+    the pooled values."""
+    rng = np.random.default_rng(1)
+    tss = rng.normal(scale=1.0, size=(50, 2)).astype(np.float32)
+    body = rng.normal(scale=100.0, size=(40, 2)).astype(np.float32)
+    bg = Background({"SAD": np.concatenate([tss, body]), "SAD@tss": tss, "SAD@body": body})
+    x = rng.normal(scale=5.0, size=(6, 2)).astype(np.float32)
+    regions = np.array(["tss", "body", "tss", "exons", "body", "tss"])
+    q, signed = bg.quantiles("SAD", x, regions=regions)
+    for i, r in enumerate(regions):
+        ref = {"tss": tss, "body": body}.get(r, bg.values["SAD"])
+        want = (np.abs(ref) <= np.abs(x[i])).mean(axis=0)
+        np.testing.assert_allclose(q[i], want, rtol=1e-6)
+        np.testing.assert_allclose(signed[i], np.sign(x[i]) * want, rtol=1e-6)
+
+
+def test_gene_mode_background_is_kept_per_region(mini, shared_data, tmp_path):
+    """In gene mode the background holds each region's values on its own, and a scored
+    row's quantile equals numpy on its own region's background (NaN tracks stay NaN)."""
+    from enformer.inference.selection import track_sheet_for
+    from enformer.variants import score_variants
+
+    fasta = shared_data / "genome" / "hg38_subset.fa.gz"
+    gtf = shared_data / "annotations" / "gencode_hg38_subset.gtf"
+    with Genome(fasta) as genome:
+        ref = genome.fetch("chr1", 930_000, 930_001).upper()
+    variant = f"chr1:930001:{ref}>{'A' if ref != 'A' else 'C'}"
+    kw = dict(stats="logSED", tracks=[0, 1, 24], genes_gtf=gtf, gene_score="tss,exons",
+              track_sheet=track_sheet_for("mini", "human", None, n_tracks=74), progress=False)
+    bg = make_background(mini, [variant], fasta, random_snvs=8, seed=0, **kw)
+    assert bg.metadata["gene_regions"] == ["exons", "tss"]
+    n_pooled = len(bg.values["logSED"])
+    assert len(bg.values["logSED@tss"]) + len(bg.values["logSED@exons"]) == n_pooled
+    bg.save(tmp_path / "bg.npz")
+    assert sorted(Background.load(tmp_path / "bg.npz").values) == sorted(bg.values)
+    scored = score_variants(mini, [variant], fasta, background=tmp_path / "bg.npz", **kw)
+    assert set(scored["gene_region"]) == {"tss", "exons"}
+    tracks = [0, 1, 24]
+    for _, row in scored.iterrows():
+        if np.isnan(row["logSED"]):
+            assert np.isnan(row["logSED_quantile"])
+            continue
+        ref = np.abs(bg.values[f"logSED@{row['gene_region']}"][:, tracks.index(row["track"])])
+        ref = ref[np.isfinite(ref)]
+        assert row["logSED_quantile"] == pytest.approx((ref <= abs(row["logSED"])).mean(),
+                                                       abs=1e-6)  # fmt: skip
+    assert scored["logSED"].isna().any() and scored["logSED_quantile"].notna().any()

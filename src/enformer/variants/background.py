@@ -6,7 +6,9 @@ expected to matter: variants the user supplies (for example common variants) or 
 drawn around the scored variants, seeded. Against it, a score's **quantile** is the fraction
 of background variants whose absolute value is at most the score's (per track), and its
 **signed quantile** that fraction with the score's sign: ``0.99`` means only 1 % of the
-background has a predicted effect as large.
+background has a predicted effect as large. In gene mode each region (``tss``, ``exons``,
+``body``) is also kept on its own (``<stat>@<region>``) and a row is compared with its own
+region's background, since sums over a few TSS bins and over a gene body differ in scale.
 
 Random SNVs are drawn within half an output span of each scored variant and scored with
 ``group_span``, so that all the SNVs near one variant share its reference window: the exact
@@ -59,22 +61,42 @@ class Background:
     values: dict[str, np.ndarray]
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def quantiles(self, stat: str, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def quantiles(
+        self, stat: str, scores: np.ndarray, regions: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Quantile and signed quantile of ``scores`` ``(m, tracks)`` for ``stat``.
 
         The quantile of ``x`` on track ``t`` is the fraction of background values ``b`` on
         that track (NaN left out) with ``|b| <= |x|``; the signed quantile multiplies it by
-        ``sign(x)``. NaN scores give NaN.
+        ``sign(x)``. NaN scores give NaN. With ``regions`` (the ``gene_region`` of each row,
+        gene mode), a row is compared with the background values of its own region
+        (``<stat>@<region>``: TSS, exon and body sums have different scales), when the
+        background holds them.
         """
-        bg = np.abs(self.values[stat].astype(np.float64))
         x = np.asarray(scores, dtype=np.float64)
+        q = np.full(x.shape, np.nan)
+        keys = np.full(len(x), stat, dtype=object)
+        if regions is not None:
+            per_region = np.array([f"{stat}@{r}" for r in np.asarray(regions).astype(str)],
+                                  dtype=object)  # fmt: skip
+            have = np.array([k in self.values for k in per_region], dtype=bool)
+            keys[have] = per_region[have]
+        for key in set(keys.tolist()):
+            rows = keys == key
+            q[rows] = self._quantile(self.values[key], x[rows])
+        return q.astype(np.float32), (np.sign(x) * q).astype(np.float32)
+
+    @staticmethod
+    def _quantile(values: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Fraction of finite ``|values[:, t]|`` at most ``|x[:, t]|``, per track."""
+        bg = np.abs(values.astype(np.float64))
         q = np.full(x.shape, np.nan)
         for t in range(x.shape[1]):
             ref = np.sort(bg[:, t][np.isfinite(bg[:, t])])
             ok = np.isfinite(x[:, t])
             if ref.size:
                 q[ok, t] = np.searchsorted(ref, np.abs(x[ok, t]), side="right") / ref.size
-        return q.astype(np.float32), (np.sign(x) * q).astype(np.float32)
+        return q
 
     def check_matches(self, plan_metadata: dict[str, Any]) -> None:
         """Refuse a background computed with other settings (naming them) or another model."""
@@ -196,9 +218,16 @@ def make_background(
     meta = table.attrs["metadata"]
     n_tracks = len(meta["tracks"])
     values = {s: table[s].to_numpy(np.float32).reshape(-1, n_tracks) for s in meta["stats"]}
+    regions: list[str] = []
+    if "gene_region" in table:  # gene mode: each region also on its own (different scales)
+        unit_regions = table["gene_region"].astype(str).to_numpy()[::max(n_tracks, 1)]
+        regions = sorted(set(unit_regions.tolist()))
+        for s in meta["stats"]:
+            for r in regions:
+                values[f"{s}@{r}"] = values[s][unit_regions == r]
     return Background(values, {
         "source": label, "n": int(len(table) // max(n_tracks, 1)), "seed": seed,
-        "random_snvs": random_snvs, "description": description,
+        "random_snvs": random_snvs, "description": description, "gene_regions": regions,
         "model_fingerprint": meta["model"]["fingerprint"],
         "settings": {k: meta.get(k) for k in _SETTINGS},
     })  # fmt: skip

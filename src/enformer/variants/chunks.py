@@ -331,7 +331,8 @@ def score_chunk(
     if plan.background is not None:
         for s in plan.base_stats:
             names = quantile_names(s)
-            scores.update(zip(names, plan.background.quantiles(s, scores[s]), strict=True))
+            q = plan.background.quantiles(s, scores[s], regions=units.get("gene_region"))
+            scores.update(zip(names, q, strict=True))
     skipped = [r for r in records if isinstance(r, SkippedVariant)]
     skipped_all = _merge_skips(records, skipped, [*windows.skipped, *no_gene])
     return ScoreChunk(vars_, units, scores, skipped_arrays(skipped_all), len(records))
