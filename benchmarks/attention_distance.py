@@ -388,22 +388,11 @@ def predict(
 
 
 def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Mann-Whitney AUROC (ties count one half)."""
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    s = np.concatenate([pos, neg])
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):  # average ranks over ties
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1
-        i = j + 1
-    r_pos = ranks[: len(pos)].sum()
-    return float((r_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+    """Mann-Whitney AUROC of positives over negatives (the package's, ties count one half)."""
+    from enformer.variants.benchmark import auroc as package_auroc
+
+    labels = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+    return package_auroc(np.concatenate([pos, neg]), labels)
 
 
 def best_threshold(scores: np.ndarray, labels: np.ndarray) -> float:

@@ -45,11 +45,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     opt.add_batch_size_option(p, 1, "sequences per forward pass")
     opt.add_device_option(p, "torch device (default cpu)")
+    opt.add_chrom_alias_option(p)
     return p  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark; return its metrics."""
+    from ..data.genome import Genome
     from ..inference.selection import default_head, track_sheet_for
     from ..interpret.plots import plot_roc
     from ..variants.benchmark import roc_curve, run_eqtl_benchmark
@@ -59,14 +61,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = load_pretrained(args.weights, device=args.device or "cpu", progress=not args.quiet)
     head = args.head or default_head(model.config)
     sheet = track_sheet_for(args.weights, head, args.targets, n_tracks=model.config.heads[head])
-    result, table = run_eqtl_benchmark(
-        model, args.fasta, args.vcf, args.out, negatives=args.negatives,
-        draw_negatives=args.draw_negatives, distance=args.distance, seed=args.seed,
-        stat=args.stat, label_field=args.label_field, sign_field=args.sign_field,
-        gene_field=args.gene_field, tracks=args.tracks, track_sheet=sheet, head=head,
-        genes_gtf=args.genes, gene_score=args.gene_score, batch_size=args.batch_size,
-        device=args.device, progress=not args.quiet,
-    )  # fmt: skip
+    with Genome(args.fasta, chrom_aliases=args.chrom_alias) as genome:
+        result, table = run_eqtl_benchmark(
+            model, genome, args.vcf, args.out, negatives=args.negatives,
+            draw_negatives=args.draw_negatives, distance=args.distance, seed=args.seed,
+            stat=args.stat, label_field=args.label_field, sign_field=args.sign_field,
+            gene_field=args.gene_field, tracks=args.tracks, track_sheet=sheet, head=head,
+            genes_gtf=args.genes, gene_score=args.gene_score, batch_size=args.batch_size,
+            device=args.device, progress=not args.quiet,
+        )  # fmt: skip
     scored = table.dropna(subset=["score"])
     fpr, tpr = roc_curve(scored["score"], scored["label"])
     roc = f"{args.out}/roc.png"

@@ -137,6 +137,24 @@ def _input_span(
     return lo, hi, lo - (r0 - half)
 
 
+def _activation_window(
+    x: torch.Tensor, r0: int, r1: int, k: int, x_offset: int, length: int | None,
+    scratch: dict | None, caller: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The ``(r1 - r0 + k - 1, C)`` buffer a ``k``-wide conv of output rows ``[r0, r1)``
+    reads, its rows outside the sequence zeroed (the conv's padding of the *activated*
+    input); also the buffer's rows inside the sequence and the input rows they come from."""
+    rows = r1 - r0
+    lo, hi, top = _input_span(x, r0, r1, k, x_offset, length, caller)
+    a = _buffer(scratch, "act", rows + k - 1, x.shape[1], x)
+    bottom = (r1 + k // 2) - hi
+    if top:
+        a[:top].zero_()
+    if bottom:
+        a[rows + k - 1 - bottom :].zero_()
+    return a, a[top : top + hi - lo], x[lo - x_offset : hi - x_offset]
+
+
 def stem_rows(
     stem,
     x: torch.Tensor,
@@ -185,18 +203,10 @@ def block_rows(
     conv = cb.conv1_d
     k = conv.kernel_size[0]
     rows = r1 - r0
-    lo, hi, top = _input_span(x, r0, r1, k, x_offset, length, "block_rows")
-    a = _buffer(scratch, "act", rows + k - 1, x.shape[1], x)
-    # Rows outside the sequence are the conv's zero padding of the *activated* input.
-    bottom = (r1 + k // 2) - hi
-    if top:
-        a[:top].zero_()
-    if bottom:
-        a[rows + k - 1 - bottom :].zero_()
-    body = a[top : top + hi - lo]
+    a, body, src = _activation_window(x, r0, r1, k, x_offset, length, scratch, "block_rows")
     scale, shift = bn_affine(cb.batch_norm)
-    torch.addcmul(shift, x[lo - x_offset : hi - x_offset], scale, out=body)
-    _gelu_(body, _buffer(scratch, "act_tmp", hi - lo, x.shape[1], x))
+    torch.addcmul(shift, src, scale, out=body)
+    _gelu_(body, _buffer(scratch, "act_tmp", body.shape[0], x.shape[1], x))
     y = _buffer(scratch, "y", rows, conv.out_channels, x)
     torch.addmm(conv.bias, _windows(a, k, rows), conv_matrix(conv), out=y)  # (R, C_out)
     _pointwise_residual_and_pool(y, block, out, scratch)
@@ -363,15 +373,7 @@ def nac_rows(
     if k % 2 == 0:
         raise ValueError("nac_rows needs an odd kernel width")
     rows = r1 - r0
-    lo, hi, top = _input_span(x, r0, r1, k, x_offset, length, "nac_rows")
-    a = _buffer(scratch, "act", rows + k - 1, x.shape[1], x)
-    bottom = (r1 + k // 2) - hi
-    if top:
-        a[:top].zero_()
-    if bottom:
-        a[rows + k - 1 - bottom :].zero_()
-    body = a[top : top + hi - lo]
-    src = x[lo - x_offset : hi - x_offset]
+    a, body, src = _activation_window(x, r0, r1, k, x_offset, length, scratch, "nac_rows")
     if norm is None:
         body.copy_(src)
     else:

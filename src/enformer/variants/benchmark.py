@@ -37,16 +37,9 @@ def auroc(scores: Sequence[float], labels: Sequence[int]) -> float:
     n_pos, n_neg = int(y.sum()), int((~y).sum())
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s))
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):  # average ranks over ties
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    _, tie, counts = np.unique(s, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    ranks = ((ends - counts + 1 + ends) / 2)[tie]  # 1-based ranks, ties share their mean
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
@@ -163,10 +156,10 @@ def run_eqtl_benchmark(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    info = _info(positives, [label_field, sign_field, gene_field])
     records = [r for r in iter_records(positives) if isinstance(r, Variant)]
     if not records:
         raise ValueError(f"{positives} holds no variants to benchmark")
+    info = _info(positives, [label_field, sign_field, gene_field])
     label = {(r.chrom, r.pos, r.ref, r.alt): 1 for r in records}
     if label_field:
         label = {k: int(bool(info.get(k, {}).get(label_field))) for k in label}

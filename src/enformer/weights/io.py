@@ -186,6 +186,7 @@ def load_pretrained(
     """
     from . import borzoi as bz
 
+    local: Path | None = None  # resolved once: a hub name is not looked up twice
     if config is None or isinstance(config, Mapping):
         local = _resolve(path_or_name, cache_dir=cache_dir, revision=revision, progress=progress)
         if bz.borzoi_folder_kind(local) is not None:
@@ -195,7 +196,7 @@ def load_pretrained(
             borzoi = borzoi.to(device)
             return borzoi.to(_as_dtype(dtype)) if dtype is not None else borzoi
     model, _ = _load(
-        path_or_name,
+        path_or_name if local is None else local,
         config=config,
         device=device,
         dtype=dtype,
