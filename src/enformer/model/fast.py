@@ -30,11 +30,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from . import winograd
+
 __all__ = [
     "bn_affine",
     "block_rows",
     "borzoi_stage_forward",
     "conv_matrix",
+    "conv_rows",
     "default_workers",
     "nac_rows",
     "stem_forward",
@@ -62,15 +65,50 @@ def conv_matrix(conv: torch.nn.Conv1d) -> torch.Tensor:
 
     Cached on the module until the weight changes (in place or replaced).
     """
+    out_ch, in_ch, k = conv.weight.shape
+    return _weight_cache(conv, "_enformer_matrix",
+                         lambda w: w.permute(2, 1, 0).reshape(k * in_ch, out_ch).contiguous())
+
+
+def _weight_cache(conv: torch.nn.Conv1d, attr: str, build) -> torch.Tensor:
+    """``build(weight)`` (detached), kept on ``conv`` as ``attr`` until the weight changes."""
     w = conv.weight
     key = (w.data_ptr(), w._version, w.dtype, w.device)
-    cached = getattr(conv, "_enformer_matrix", None)
+    cached = getattr(conv, attr, None)
     if cached is not None and cached[0] == key:
         return cached[1]
-    out_ch, in_ch, k = w.shape
-    mat = w.detach().permute(2, 1, 0).reshape(k * in_ch, out_ch).contiguous()  # (k*in, out)
-    conv._enformer_matrix = (key, mat)
-    return mat
+    value = build(w.detach())
+    setattr(conv, attr, (key, value))
+    return value
+
+
+def _winograd_kernel(conv: torch.nn.Conv1d) -> torch.Tensor | None:
+    """The conv's Winograd kernel transform (cached), or ``None`` for a width without tiles."""
+    k = conv.kernel_size[0]
+    if not winograd.supported(k) or conv.groups != 1:
+        return None
+    m = winograd.TILE[k]
+    return _weight_cache(conv, "_enformer_winograd", lambda w: winograd.kernel_transform(w, m))
+
+
+def conv_rows(
+    conv: torch.nn.Conv1d, a: torch.Tensor, rows: int, y: torch.Tensor, scratch: dict | None = None
+) -> None:
+    """``y`` ``(rows, C_out)`` = the width-``k`` conv (with bias) of the padded rows ``a``
+    ``(rows + k - 1, C_in)``: Winograd tiles (:mod:`.winograd`) where the width has them, a
+    direct GEMM over the window matrix for the rest."""
+    k = conv.kernel_size[0]
+    done = 0
+    u = _winograd_kernel(conv)
+    if u is not None and rows >= winograd.TILE[k]:
+        m = winograd.TILE[k]
+        blocks = (rows // m) * (m + k - 1)
+        v_buf = _buffer(scratch, "winograd_v", blocks, a.shape[1], a)
+        m_buf = _buffer(scratch, "winograd_m", blocks, conv.out_channels, a)
+        done = winograd.correlate(a, rows, u, conv.bias, y, m, v_buf, m_buf)
+    if done < rows:
+        torch.addmm(conv.bias, _windows(a[done:], k, rows - done), conv_matrix(conv),
+                     out=y[done:])  # fmt: skip
 
 
 def _gelu_(x: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
@@ -380,7 +418,7 @@ def nac_rows(
         scale, shift = bn_affine(norm)
         torch.addcmul(shift, src, scale, out=body)
         torch.ops.aten.gelu_(body, approximate="tanh")
-    torch.addmm(conv.bias, _windows(a, k, rows), conv_matrix(conv), out=y)
+    conv_rows(conv, a, rows, y, scratch)
 
 
 def borzoi_stage_forward(
@@ -401,6 +439,7 @@ def borzoi_stage_forward(
     c_out = conv.out_channels
     pooled = x.new_empty((b, length // 2, c_out))
     full = x.new_empty((b, length, c_out)) if keep else None
+    _winograd_kernel(conv)  # the cached weights, built once in this thread
     conv_matrix(conv)
 
     def work(tile, scratch):
