@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     x = torch.from_numpy(np.eye(4, dtype=np.float32)[rng.integers(0, 4, args.length)])[None]
 
     def run_ours(x):  # the human head only, as borzoi-pytorch's forward computes
-        return torch.nn.functional.softplus(ours.heads["human"](ours.embed(x)))
+        return ours(x, heads="human")["human"]
 
     def run_theirs(x):
         return theirs(x.transpose(1, 2)).transpose(1, 2)

@@ -129,6 +129,29 @@ def test_positional_features_follow_the_actual_length():
         assert not got[0, :15].any()  # the farthest distance sits beyond all but the widest
 
 
+def test_distinct_position_rows_give_the_same_attention():
+    """central_mask_classes: the distinct rows rebuild the table exactly, there are few of
+    them, and attention from them (gathered logits) equals attention from every distance row,
+    on both paths and for a block of queries that starts inside the sequence."""
+    from enformer.model.attention import blocked_relative_attention, fused_relative_attention
+    from enformer.model.borzoi import central_mask_classes
+
+    t = 300
+    distinct, index = central_mask_classes(t, 32)
+    assert torch.equal(distinct[index], central_mask_features(t, 32))
+    assert distinct.shape[0] <= 33 and index.shape == (2 * t - 1,)
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(32, 2 * 8, generator=g)
+    q_w, q_r = torch.randn(2, 1, 2, 40, 8, generator=g)
+    k, v = torch.randn(1, 2, t, 8, generator=g), torch.randn(1, 2, t, 12, generator=g)
+    full = (central_mask_features(t, 32) @ w).view(-1, 2, 8).transpose(0, 1)
+    few = (distinct @ w).view(-1, 2, 8).transpose(0, 1)
+    for attend in (blocked_relative_attention, fused_relative_attention):
+        want = attend(q_w, q_r, k, v, full, 100)
+        got = attend(q_w, q_r, k, v, few, 100, index=index)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_parity_at_another_length(borzoi_dir, tiny_config):
     """Calico's code at 32,768 bp (tests/data/borzoi_32k, made by its make_vectors.py from the
     shared weights): the attention sees 256 bins, so its positional features differ from the

@@ -116,9 +116,9 @@ def test_ism_reuse_equals_naive_for_flashzoi():
 
 @pytest.mark.parametrize("attention", ["relative", "rotary"])
 def test_cpu_kernels_equal_the_module_path(attention):
-    """Inference on the CPU runs the local stages through the tiled kernels
-    (fast.borzoi_stage_forward); with autograd on, through nn.Conv1d. Same numbers, and the
-    fused attention path agrees with the explicit one."""
+    """Inference on the CPU runs the local stages, the final conv and the heads through the
+    tiled kernels (fast.borzoi_stage_forward, fast.borzoi_output); with autograd on, through
+    the modules. Same numbers, and the fused attention path agrees with the explicit one."""
     model = _model(attention)
     x = _onehot(8)[None]
     with torch.no_grad():
@@ -131,3 +131,23 @@ def test_cpu_kernels_equal_the_module_path(attention):
         fused = model(x)
     for h in tiled:
         torch.testing.assert_close(fused[h], tiled[h], rtol=1e-5, atol=1e-6)
+
+
+def test_chosen_heads_and_tracks():
+    """forward(heads=...) computes only the named heads; outputs(tracks=...) only the chosen
+    tracks, equal to the same columns of the whole output, on the tiled and module paths."""
+    model = _model("relative")
+    x = _onehot(8)[None]
+    idx = torch.tensor([4, 0, 3])
+    with torch.no_grad():
+        every = model(x)
+        assert list(model(x, heads="human")) == ["human"]
+        torch.testing.assert_close(model(x, heads=["mouse"])["mouse"], every["mouse"])
+        y, skips = model.convolve(model._prepare(x))
+        projected = [b.project_skip(skips[-1 - i]) for i, b in enumerate(model.unet)]
+        some = model.outputs(y, projected, ["human"], {"human": idx})["human"]
+    torch.testing.assert_close(some, every["human"][..., idx], rtol=1e-5, atol=1e-6)
+    graph = model.outputs(y, projected, ["human"], {"human": idx})["human"]  # autograd on
+    torch.testing.assert_close(graph.detach(), some, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown head"):
+        model(x, heads="rat")

@@ -1,4 +1,4 @@
-"""Winograd F(4, 5) convolutions (model/winograd.py) as the conv stages use them (fast.conv_rows)."""
+"""Winograd F(4, 5) convolutions (model/winograd.py) as the conv stages run them (conv_rows)."""
 
 from __future__ import annotations
 

@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..model.borzoi import Borzoi
 from ..model.config import EnformerConfig
+from ..model.enformer import Enformer
 from ..runtime import parse_device
 from .selection import HeadSelection
 
@@ -267,6 +269,8 @@ class Engine:
         """Head outputs, or in embedding mode the trunk output under :data:`EMBEDDING`."""
         if self.embedding:
             return {EMBEDDING: self.model.embed(x)}  # (b, bins, F)
+        if isinstance(self.model, (Enformer, Borzoi)):
+            return self.model(x, heads=self.heads)  # only the heads asked for
         return self.model(x)
 
     def _oriented(self, head: str, y: torch.Tensor, flip: bool) -> torch.Tensor:

@@ -164,7 +164,9 @@ def relative_shift(x: torch.Tensor) -> torch.Tensor:
     return out.reshape(*lead, t, t)
 
 
-def relative_logits(q: torch.Tensor, r_k: torch.Tensor, first: int, length: int) -> torch.Tensor:
+def relative_logits(
+    q: torch.Tensor, r_k: torch.Tensor, first: int, length: int, index: torch.Tensor | None = None
+) -> torch.Tensor:
     """Shifted relative logits for the queries ``first .. first+n`` of ``length`` bins.
 
     ``q`` is ``(B, H, n, K)`` (scaled, ``r_r_bias`` added) and ``r_k`` ``(H, 2T-1, K)``.
@@ -172,13 +174,24 @@ def relative_logits(q: torch.Tensor, r_k: torch.Tensor, first: int, length: int)
     block of ``n`` queries needs only the ``T + n - 1`` rows starting at
     ``T - first - n``. Returns a ``(B, H, n, T)`` strided view with
     ``out[a, j] = (q[a] . r_k[j - (first + a) + T - 1])``.
+
+    With ``index`` ``(2T-1,)``, ``r_k`` holds only the distinct rows ``(H, C, K)`` and distance
+    row ``d`` is ``r_k[:, index[d]]`` (features that are steps of the distance, as Borzoi's
+    central masks, take few values): the queries meet the ``C`` rows once and the products
+    are gathered, instead of ``T + n - 1`` dot products per query.
     """
     n = q.shape[-2]
     lo = length - first - n
-    window = r_k[:, lo : lo + length + n - 1]  # (H, T+n-1, K)
-    rel = torch.matmul(q, window.transpose(-1, -2))  # (B, H, n, T+n-1)
-    # Row a, column j lives at a*(T+n-1) + (n-1-a) + j: stride T+n-2 along a.
     width = length + n - 1
+    if index is None:
+        window = r_k[:, lo : lo + width]  # (H, T+n-1, K)
+        rel = torch.matmul(q, window.transpose(-1, -2))  # (B, H, n, T+n-1)
+    else:
+        per_class = torch.matmul(q, r_k.transpose(-1, -2))  # (B, H, n, C)
+        per_class = per_class.reshape(-1, per_class.shape[-1])
+        rows = index[lo : lo + width].expand(per_class.shape[0], width)
+        rel = torch.gather(per_class, 1, rows).view(*q.shape[:-1], width)  # (B, H, n, T+n-1)
+    # Row a, column j lives at a*(T+n-1) + (n-1-a) + j: stride T+n-2 along a.
     lead = rel.shape[:-2]
     flat = rel.reshape(-1, n, width)
     out = flat.as_strided(
@@ -189,8 +202,11 @@ def relative_logits(q: torch.Tensor, r_k: torch.Tensor, first: int, length: int)
     return out.reshape(*lead, n, length)
 
 
-def relative_bias(q: torch.Tensor, r_k: torch.Tensor, first: int, length: int) -> torch.Tensor:
-    """Relative logits of every query as an additive attention mask, ``(B, H, n, T)``.
+def relative_bias(
+    q: torch.Tensor, r_k: torch.Tensor, first: int, length: int, index: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Relative logits of every query as an additive attention mask, ``(B, H, n, T)``
+    (``index``: as for :func:`relative_logits`).
 
     The fused kernels need a mask with unit stride along keys and, for the CUDA
     memory-efficient kernel, every other stride a multiple of 16 bytes; the view of
@@ -206,7 +222,7 @@ def relative_bias(q: torch.Tensor, r_k: torch.Tensor, first: int, length: int) -
     mask = None
     for a0 in range(0, n, _QUERY_BLOCK):
         a1 = min(a0 + _QUERY_BLOCK, n)
-        rel = relative_logits(q[:, :, a0:a1], r_k, first + a0, length)  # (B, H, nb, T)
+        rel = relative_logits(q[:, :, a0:a1], r_k, first + a0, length, index)  # (B, H, nb, T)
         if mask is None:
             mask = rel.new_empty((b, h, n, padded))  # (B, H, n, T padded)
         mask[:, :, a0:a1, :length].copy_(rel)  # autograd records the copy (CopySlices)
@@ -215,15 +231,16 @@ def relative_bias(q: torch.Tensor, r_k: torch.Tensor, first: int, length: int) -
 
 def fused_relative_attention(
     q_w: torch.Tensor, q_r: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-    r_k: torch.Tensor, first: int = 0, dropout: float = 0.0,
+    r_k: torch.Tensor, first: int = 0, dropout: float = 0.0, *, index: torch.Tensor | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """Relative attention by :func:`torch.nn.functional.scaled_dot_product_attention`.
 
     ``q_w`` / ``q_r``: scaled queries plus ``r_w_bias`` / ``r_r_bias`` ``(B, H, n, K)`` (rows
     ``first ..`` of the sequence); ``keys`` ``(B, H, T, K)``; ``values`` ``(B, H, T, V)``;
-    ``r_k`` ``(H, 2T-1, K)``. Returns ``(B, H, n, V)``.
+    ``r_k`` ``(H, 2T-1, K)`` (or its distinct rows with ``index``, see
+    :func:`relative_logits`). Returns ``(B, H, n, V)``.
     """
-    mask = relative_bias(q_r, r_k, first, keys.shape[-2])  # (B, H, n, T)
+    mask = relative_bias(q_r, r_k, first, keys.shape[-2], index)  # (B, H, n, T)
     return F.scaled_dot_product_attention(
         q_w, keys, values, attn_mask=mask, dropout_p=dropout, scale=1.0
     )  # (B, H, n, V)
@@ -232,7 +249,7 @@ def fused_relative_attention(
 def blocked_relative_attention(
     q_w: torch.Tensor, q_r: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
     r_k: torch.Tensor, first: int = 0, dropout: float = 0.0, *, block: int | None = None,
-    hook: Callable[[torch.Tensor], None] | None = None,
+    hook: Callable[[torch.Tensor], None] | None = None, index: torch.Tensor | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """The same attention as :func:`fused_relative_attention` with an explicit softmax over
     query blocks of ``block`` rows (default :func:`query_block`), so the relative logits hold
@@ -244,7 +261,7 @@ def blocked_relative_attention(
     outs = []
     for a0 in range(0, n, block):
         a1 = min(a0 + block, n)
-        rel = relative_logits(q_r[:, :, a0:a1], r_k, first + a0, t)  # (B, H, nb, T)
+        rel = relative_logits(q_r[:, :, a0:a1], r_k, first + a0, t, index)  # (B, H, nb, T)
         logits = torch.matmul(q_w[:, :, a0:a1], keys.transpose(-1, -2))  # (B, H, nb, T)
         logits = logits.add_(rel) if not logits.requires_grad else logits + rel
         weights = torch.softmax(logits, dim=-1)  # (B, H, nb, T)

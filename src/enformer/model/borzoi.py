@@ -31,6 +31,7 @@ approximation (``layers.activate`` calls ``tf.keras.activations.gelu(approximate
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -42,11 +43,13 @@ from torch import nn
 
 from . import fast
 from .attention import blocked_relative_attention, fused_relative_attention
+from .layers import head_names
 
 __all__ = [
     "Borzoi",
     "BorzoiConfig",
     "RotaryAttention",
+    "central_mask_classes",
     "central_mask_features",
     "res_tower_widths",
     "rotary_tables",
@@ -219,6 +222,19 @@ def central_mask_features(n_bins: int, features: int) -> torch.Tensor:
     return torch.cat([mask, torch.sign(d)[:, None] * mask], dim=-1)
 
 
+@functools.lru_cache(maxsize=8)
+def central_mask_classes(n_bins: int, features: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows of :func:`central_mask_features` ``(C, features)`` (``C`` about
+    ``features + 1``) and, for each relative distance, its row among them ``(2T - 1,)``.
+
+    Made outside inference mode (cached tensors must serve forwards that record autograd).
+    """
+    with torch.inference_mode(False):
+        table = central_mask_features(n_bins, features)
+        distinct, index = torch.unique(table, dim=0, return_inverse=True)
+    return distinct, index
+
+
 def _fused(implementation: str, x: torch.Tensor) -> bool:
     """Whether an attention with this ``implementation`` runs PyTorch's fused kernel on ``x``."""
     return implementation == "fused" or (implementation == "auto" and x.device.type == "cuda")
@@ -248,14 +264,17 @@ class BorzoiAttention(nn.Module):
         t = x.shape[1]
         q = self._split(self.q(x)) * self.key_size**-0.5
         k, v = self._split(self.k(x)), self._split(self.v(x))
-        pos = central_mask_features(t, self.position_features).to(x)
-        r_k = self.r_k(pos).reshape(2 * t - 1, self.heads, -1).transpose(0, 1)  # (H, 2T-1, K)
+        # The features are steps of the distance: project only their distinct rows
+        # (index: distance row -> distinct row; model/attention.py gathers the logits).
+        distinct, index = central_mask_classes(t, self.position_features)
+        r_k = self.r_k(distinct.to(x)).reshape(-1, self.heads, self.key_size).transpose(0, 1)
+        # (H, C, K)
         qw, qr = q + self.r_w_bias, q + self.r_r_bias
         # Enformer's kernels (model/attention.py): the same logits, in query blocks with
         # only the relative positions each block needs, or fused with them as a mask.
         attend = fused_relative_attention if _fused(self.implementation, x) else (
             blocked_relative_attention)  # fmt: skip
-        out = attend(qw, qr, k, v, r_k)  # (B, H, T, V)
+        out = attend(qw, qr, k, v, r_k, index=index.to(x.device))  # (B, H, T, V)
         return self.out(out.transpose(1, 2).reshape(x.shape))
 
 
@@ -447,6 +466,12 @@ class Borzoi(nn.Module):
             )
         return x.to(self.dtype).transpose(1, 2)  # (B, 4, L)
 
+    def _fast(self, x: torch.Tensor) -> bool:
+        """Whether the tiled CPU kernels of :mod:`enformer.model.fast` serve this call: eval
+        mode, no autograd, no autocast, a CPU tensor."""
+        return (not self.training and not torch.is_grad_enabled() and x.device.type == "cpu"
+                and not torch.is_autocast_enabled("cpu"))  # fmt: skip
+
     def convolve(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
         """The local stages on ``(B, 4, L)``: the tower's pooled output ``(B, C, T)`` and, per
         tower block, its output before the pool where a U-Net block reads it (else ``None``).
@@ -455,8 +480,7 @@ class Borzoi(nn.Module):
         :mod:`enformer.model.fast`; otherwise the ``nn.Conv1d`` modules.
         """
         first_kept = len(self.tower) - len(self.unet)
-        if (not self.training and not torch.is_grad_enabled() and x.device.type == "cpu"
-                and not torch.is_autocast_enabled("cpu")):  # fmt: skip
+        if self._fast(x):
             h, _ = fast.borzoi_stage_forward(None, self.conv_dna, x.transpose(1, 2).contiguous())
             skips: list[torch.Tensor | None] = []
             for i, block in enumerate(self.tower):
@@ -472,9 +496,9 @@ class Borzoi(nn.Module):
             y = F.max_pool1d(y, 2)
         return y, skips
 
-    def decode(self, y: torch.Tensor, projected: list[torch.Tensor]) -> torch.Tensor:
-        """Transformer, U-Net, crop and final conv on the tower output ``(B, C, T)``, given each
-        U-Net block's projected skip (:meth:`UNetBlock.project_skip`): ``(B, bins, F)``."""
+    def upsample(self, y: torch.Tensor, projected: list[torch.Tensor]) -> torch.Tensor:
+        """Transformer, U-Net and crop on the tower output ``(B, C, T)``, given each U-Net
+        block's projected skip (:meth:`UNetBlock.project_skip`): ``(B, C, bins)``."""
         y = y.transpose(1, 2)
         for block in self.transformer:
             y = block(y)
@@ -482,9 +506,45 @@ class Borzoi(nn.Module):
         for block, skip in zip(self.unet, projected, strict=True):
             y = block.merge(y, skip)
         c = self.config.crop
-        if c:
-            y = y[..., c:-c]
-        return _gelu(self.final(y)).transpose(1, 2)
+        return y[..., c:-c] if c else y
+
+    def decode(self, y: torch.Tensor, projected: list[torch.Tensor]) -> torch.Tensor:
+        """:meth:`upsample`, then the final conv and GELU: the embedding ``(B, bins, F)``."""
+        return _gelu(self.final(self.upsample(y, projected))).transpose(1, 2)
+
+    def outputs(
+        self,
+        y: torch.Tensor,
+        projected: list[torch.Tensor],
+        heads: str | list[str] | None = None,
+        tracks: dict[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Head outputs ``{head: (B, bins, tracks)}`` from the tower output and projected skips
+        (as :meth:`decode` takes them); ``heads``: names (default all), ``tracks``: head ->
+        indices of the tracks to compute (default all).
+
+        On the CPU in eval mode without autograd the final conv and the heads run in row
+        tiles (:func:`enformer.model.fast.borzoi_output`).
+        """
+        names = head_names(self.heads, heads)
+        z = self.upsample(y, projected)  # (B, C, bins)
+        tracks = tracks or {}
+        plain = all(type(self.heads[h]) is nn.Linear for h in names)
+        if plain and self._fast(z):
+            pairs = []
+            for name in names:
+                w, b, idx = self.heads[name].weight, self.heads[name].bias, tracks.get(name)
+                pairs.append((w, b) if idx is None else (w[idx], b[idx]))
+            z = z.transpose(1, 2).contiguous()  # (B, bins, C)
+            outs = fast.borzoi_output(self.final.norm, self.final.conv, pairs, z)
+            return dict(zip(names, outs, strict=True))
+        emb = _gelu(self.final(z)).transpose(1, 2)
+        out = {}
+        for name in names:
+            head, idx = self.heads[name], tracks.get(name)
+            y_head = head(emb) if idx is None else F.linear(emb, head.weight[idx], head.bias[idx])
+            out[name] = F.softplus(y_head)
+        return out
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Trunk output ``(B, bins, final_filters)`` (after the crop and the final GELU)."""
@@ -492,10 +552,18 @@ class Borzoi(nn.Module):
         projected = [block.project_skip(skips[-1 - i]) for i, block in enumerate(self.unet)]
         return self.decode(y, projected)
 
-    def heads_forward(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every head (Dense + softplus) on an embedding ``(B, bins, final_filters)``."""
-        return {name: F.softplus(head(embedding)) for name, head in self.heads.items()}
+    def heads_forward(
+        self, embedding: torch.Tensor, heads: str | list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The heads (Dense + softplus; ``heads``: names, default all) on an embedding
+        ``(B, bins, final_filters)``."""
+        return {name: F.softplus(self.heads[name](embedding)) for name in head_names(self.heads, heads)}
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One-hot ``x`` ``(B, L, 4)`` -> ``{head: (B, bins, tracks)}``."""
-        return self.heads_forward(self.embed(x))
+    def forward(
+        self, x: torch.Tensor, heads: str | list[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """One-hot ``x`` ``(B, L, 4)`` -> ``{head: (B, bins, tracks)}``; ``heads``: the names of
+        the heads to compute (default all; borzoi-pytorch computes the human head only)."""
+        y, skips = self.convolve(self._prepare(x))
+        projected = [block.project_skip(skips[-1 - i]) for i, block in enumerate(self.unet)]
+        return self.outputs(y, projected, heads)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import fast
@@ -134,11 +133,4 @@ def forward_from_tower(
     t = packed.shape[1] // (2 ** (n + 1) - 1)
     sizes = [t * 2**j for j in range(n + 1)]
     tower, *projected = packed.split(sizes, dim=1)
-    emb = model.decode(tower.transpose(1, 2), projected)
-    out = {}
-    for name in heads or list(model.heads):
-        head = model.heads[name]
-        idx = None if tracks is None else tracks.get(name)
-        w, b = (head.weight, head.bias) if idx is None else (head.weight[idx], head.bias[idx])
-        out[name] = F.softplus(F.linear(emb, w, b))
-    return out
+    return model.outputs(tower.transpose(1, 2), projected, heads or None, tracks)

@@ -8,7 +8,7 @@ paths, so weight conversion is a short table (see :mod:`enformer.weights`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -20,7 +20,7 @@ from . import fast
 from .attention import MultiheadAttention
 from .config import EnformerConfig
 from .init import init_deepmind_
-from .layers import ConvBlock, ConvTowerBlock, Stem, crop_to_target, gelu
+from .layers import ConvBlock, ConvTowerBlock, Stem, crop_to_target, gelu, head_names
 
 __all__ = ["Enformer", "Trunk", "TransformerBlock", "FinalPointwise", "Head"]
 
@@ -305,13 +305,18 @@ class Enformer(nn.Module):
         """Trunk embedding ``(B, bins, 2C)`` of one-hot ``x`` ``(B, L, 4)``."""
         return self.trunk(self._prepare(x))
 
-    def heads_forward(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Apply every head to an embedding ``(B, bins, 2C)``."""
-        return {name: head(embedding) for name, head in self.heads.items()}
+    def heads_forward(
+        self, embedding: torch.Tensor, heads: str | Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Apply the heads (``heads``: names, default all) to an embedding ``(B, bins, 2C)``."""
+        return {name: self.heads[name](embedding) for name in head_names(self.heads, heads)}
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One-hot ``x`` ``(B, L, 4)`` -> ``{head: (B, bins, tracks)}``."""
-        return self.heads_forward(self.embed(x))
+    def forward(
+        self, x: torch.Tensor, heads: str | Sequence[str] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """One-hot ``x`` ``(B, L, 4)`` -> ``{head: (B, bins, tracks)}`` for the named ``heads``
+        (default all)."""
+        return self.heads_forward(self.embed(x), heads)
 
     # ------------------------------------------------------------- utilities
     @property

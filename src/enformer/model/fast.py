@@ -35,6 +35,7 @@ from . import winograd
 __all__ = [
     "bn_affine",
     "block_rows",
+    "borzoi_output",
     "borzoi_stage_forward",
     "conv_matrix",
     "conv_rows",
@@ -450,3 +451,41 @@ def borzoi_stage_forward(
 
     _run_tiles(work, _plan_tiles(b, length, tile_rows, workers), workers)
     return pooled, full
+
+
+def borzoi_output(
+    norm: torch.nn.BatchNorm1d,
+    conv: torch.nn.Conv1d,
+    heads: list[tuple[torch.Tensor, torch.Tensor]],
+    y: torch.Tensor,
+    *,
+    tile_rows: int = TILE_ROWS,
+    workers: int | None = None,
+) -> list[torch.Tensor]:
+    """Borzoi's last steps on the cropped U-Net output, channels-last ``y`` ``(B, n, C)``:
+    ``conv_nac`` of width 1 (``norm``, tanh-GELU, ``conv``), the trunk's final GELU, then per
+    head ``(weight (tracks, F), bias)`` a Dense and softplus -> ``[(B, n, tracks)]``.
+
+    Row tiles go through all of it at once, so the embedding and the pre-softplus outputs
+    never exist at full length.
+    """
+    b, n, c = y.shape
+    if conv.kernel_size[0] != 1:
+        raise ValueError("borzoi_output needs the final conv_nac of width 1")
+    workers = default_workers() if workers is None else workers
+    scale, shift = bn_affine(norm)
+    w = conv_matrix(conv)  # (C, F)
+    outs = [y.new_empty((b, n, weight.shape[0])) for weight, _ in heads]
+
+    def work(tile, scratch):
+        i, r0, r1 = tile
+        a = torch.addcmul(shift, y[i, r0:r1], scale, out=_buffer(scratch, "act", r1 - r0, c, y))
+        torch.ops.aten.gelu_(a, approximate="tanh")
+        e = _buffer(scratch, "emb", r1 - r0, w.shape[1], y)
+        torch.ops.aten.gelu_(torch.addmm(conv.bias, a, w, out=e), approximate="tanh")
+        for (weight, bias), out in zip(heads, outs, strict=True):
+            o = torch.addmm(bias, e, weight.t(), out=out[i, r0:r1])
+            torch.ops.aten.softplus.out(o, 1, 20, out=o)
+
+    _run_tiles(work, _plan_tiles(b, n, tile_rows, workers), workers)
+    return outs

@@ -7,10 +7,24 @@ the conv boundary. Names follow DeepMind's checkpoint paths (``conv_block``,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
-__all__ = ["gelu", "ConvBlock", "SoftmaxPooling1D", "Stem", "ConvTowerBlock", "crop_to_target"]
+__all__ = ["head_names", "gelu", "ConvBlock", "SoftmaxPooling1D", "Stem", "ConvTowerBlock", "crop_to_target"]
+
+
+def head_names(heads: nn.ModuleDict, chosen: str | Sequence[str] | None) -> list[str]:
+    """The names of ``chosen`` heads (one name, several, or ``None`` for all) of a model's
+    ``heads``, refusing a name the model lacks."""
+    if chosen is None:
+        return list(heads)
+    names = [chosen] if isinstance(chosen, str) else list(chosen)
+    unknown = [h for h in names if h not in heads]
+    if unknown:
+        raise ValueError(f"unknown head(s) {unknown}; this model has {list(heads)}")
+    return names
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
