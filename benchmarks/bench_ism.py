@@ -8,6 +8,11 @@ forward per mutant makes it slow), ours on all ``--positions``; both print mutan
 second, and the scores of the shared positions are compared.
 
     python benchmarks/bench_ism.py [--weights DIR] [--positions 32] [--naive-positions 2]
+    python benchmarks/bench_ism.py --model borzoi --positions 2 --naive-positions 1
+
+``--model borzoi``: Borzoi at its official size (524,288 bp; random weights, BatchNorm
+statistics randomised as in ``bench_borzoi.py``); reuse covers the conv tower and the U-Net's
+skip rows, the transformer runs for every mutant.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ import numpy as np
 import torch
 
 from enformer import Enformer, EnformerConfig
+from enformer.model.borzoi import Borzoi, BorzoiConfig
 from enformer.interpret.ism import saturation_mutagenesis
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", choices=("enformer", "borzoi"), default="enformer")
     p.add_argument("--weights", help="checkpoint (default: random official-size weights)")
     p.add_argument("--positions", type=int, default=32)
     p.add_argument("--naive-positions", type=int, default=2)
@@ -35,8 +42,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    family = Borzoi if args.model == "borzoi" else Enformer
     if args.weights:
-        model = Enformer.from_pretrained(args.weights)
+        model = family.from_pretrained(args.weights)
+    elif family is Borzoi:
+        model = Borzoi(BorzoiConfig.preset("official")).eval()
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, torch.nn.BatchNorm1d):
+                    m.running_mean.normal_(0, 0.1)
+                    m.running_var.uniform_(0.5, 1.5)
     else:
         model = Enformer(EnformerConfig.official()).eval()
     length = model.config.sequence_length
@@ -62,6 +77,7 @@ def main(argv=None) -> int:
     b = naive.scores
     rel = float((np.abs(a - b) / np.maximum(np.abs(b), 1e-3)).max())
     result = {
+        "model": args.model,
         "positions": args.positions,
         "naive_mutants_per_s": n_naive / t_naive,
         "ours_mutants_per_s": n_ours / t_ours,
@@ -73,7 +89,7 @@ def main(argv=None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"ISM official size, fp32, {args.threads} threads, {len(tracks)} tracks")
+        print(f"ISM {args.model} official size, fp32, {args.threads} threads, {len(tracks)} tracks")
         print(
             f"  naive: {n_naive} mutants in {t_naive:.1f} s = "
             f"{result['naive_mutants_per_s']:.3f}/s (incl. the reference forward)"

@@ -67,6 +67,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="with --genes: what to read out per gene, any of tss (its TSS bins), "
                    "exons (bins of its exons, for RNA-seq) and body (start to end); one row "
                    "per region (column gene_region). Tracks of the other strand are NaN")
+    p.add_argument("--untransform", choices=["auto", "none", "basenji", "baskerville"],
+                   default="auto", help="un-squash predictions per track (sheet's sum_stat, "
+                   "scale, clip_soft) before the statistics, as Borzoi's scripts do: basenji "
+                   "for the released Borzoi/Flashzoi (borzoi_sed.py -u), baskerville for hound-"
+                   "trained models; auto (default): basenji for Borzoi models with a track "
+                   "sheet, none for Enformer")
     opt.add_rc_option(p, "average forward and reverse complement")
     opt.add_shifts_option(p, "shifts in bp to average, e.g. --shifts -1,0,1 (default 0),",
                           spaced=True)
@@ -100,7 +106,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 # Arguments handed to score_variants / make_background, and those only write_scores takes.
 _SCORING = ("stats", "tracks", "head", "center_bins", "tss_width", "gene_score",
-            "on_ref_mismatch", "group_span", "batch_size", "device", "rc")  # fmt: skip
+            "on_ref_mismatch", "group_span", "batch_size", "device", "rc",
+            "untransform")  # fmt: skip
 _FILES = ("wide", "vcf_tracks", "chunk_size", "work_dir", "keep_work")
 
 

@@ -290,8 +290,8 @@ def score_chunk(
         )
         bar.update(len(batch))
         for k, j in enumerate(batch.tolist()):
-            ref_pred = np.asarray(preds.ref[local[k]], dtype=np.float32)
-            alt_pred = np.asarray(preds.alt[k], dtype=np.float32)
+            ref_pred = plan.restore(np.asarray(preds.ref[local[k]], dtype=np.float32))
+            alt_pred = plan.restore(np.asarray(preds.alt[k], dtype=np.float32))
             for values, gene in _score_units(plan, windows.placements[j], ref_pred, alt_pred):
                 unit_scores[j].append(values)
                 if gene is not None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..data.annotation import Annotation, TSSIndex
+from ..data.datasets.bigwig import restore_coverage
 from ..data.genome import Genome
 from ..inference.engine import check_shifts
 from ..inference.selection import select_tracks
@@ -59,6 +60,10 @@ class ScorePlan:
         Model input and output bins.
     center_bins, tss, tss_width
         The scoring window: centre bins, or genes' TSS bins.
+    untransform
+        ``restore_coverage`` arguments (transform and the scored tracks' ``sum_stat``,
+        ``scale``, ``clip_soft``) applied to every prediction before the statistics, or
+        ``None``.
     gene_score, annotation, track_strands
         In gene mode, the regions read out per gene (:data:`GENE_REGIONS`), the genes with
         their exons (for ``exons`` / ``body``), and each scored track's strand (``+``, ``-``,
@@ -94,6 +99,15 @@ class ScorePlan:
     track_strands: list[str] | None = None
     computed_stats: list[str] | None = None
     background: Background | None = None
+    untransform: dict[str, Any] | None = None
+
+    def restore(self, pred: np.ndarray) -> np.ndarray:
+        """Predictions ``(bins, tracks)`` of the scored tracks in the units the statistics
+        read: unchanged, or un-squashed by :func:`~enformer.data.datasets.bigwig.restore_coverage`
+        with ``untransform``'s transform and the tracks' sheet values."""
+        if self.untransform is None:
+            return pred
+        return restore_coverage(pred, **self.untransform)
 
     @property
     def base_stats(self) -> list[str]:
@@ -160,6 +174,7 @@ def make_plan(
     tss_width: int,
     gene_score: Sequence[str] = ("tss",),
     background: Background | str | os.PathLike[str] | None = None,
+    untransform: str = "auto",
     on_ref_mismatch: str,
     group_span: int | None,
     batch_size: int,
@@ -243,6 +258,9 @@ def make_plan(
         "genome": str(genome.path),
         "dtype": "float32",
     }
+    restore = _untransform(untransform, config, sheet, chosen)
+    metadata["untransform"] = None if restore is None else {
+        "transform": restore["transform"], "formula": UNTRANSFORM_FORMULAS[restore["transform"]]}
     output_stats, background = _with_background(names, metadata, background)
     return ScorePlan(
         stats=output_stats,
@@ -267,7 +285,43 @@ def make_plan(
         gene_score=regions,
         annotation=annotation,
         track_strands=None if sheet is None else [sheet[i].strand for i in chosen],
+        untransform=restore,
     )
+
+
+UNTRANSFORMS = ("auto", "none", "basenji", "baskerville")
+UNTRANSFORM_FORMULAS = {
+    "basenji": "R, A un-squashed per track before the statistics: x / scale, above clip_soft "
+               "c + (x - c)^2, sum_sqrt tracks to the 4/3 power, times scale (baskerville's "
+               "untransform_preds1, Borzoi's borzoi_sed.py -u)",
+    "baskerville": "R, A un-squashed per track before the statistics: above clip_soft "
+                   "c - 1 + (x - c + 1)^2, *_sqrt tracks (x + 1)^2 - 1 (baskerville's "
+                   "untransform_preds)",
+}  # fmt: skip
+
+
+def _untransform(
+    name: str, config: Any, sheet: Any, chosen: list[int]
+) -> dict[str, Any] | None:
+    """``restore_coverage`` arguments for the scored tracks, or ``None`` (no untransform).
+
+    ``auto``: ``basenji`` for a Borzoi-family model with a track sheet (the released Borzoi
+    and Flashzoi models were trained on Basenji-transformed coverage, and Borzoi's scripts
+    untransform their predictions so before summing them), else none.
+    """
+    if name not in UNTRANSFORMS:
+        raise ValueError(f"untransform must be one of {', '.join(UNTRANSFORMS)}; got {name!r}")
+    if name == "auto":
+        borzoi = getattr(config, "family", "enformer") == "borzoi"
+        name = "basenji" if borzoi and sheet is not None else "none"
+    if name == "none":
+        return None
+    if sheet is None:
+        raise ValueError(f"untransform {name!r} needs the head's track sheet (its sum_stat, "
+                         "scale and clip_soft columns): pass track_sheet / --targets")  # fmt: skip
+    tracks = [sheet[i] for i in chosen]
+    return {"transform": name, "sum_stat": [t.sum_stat for t in tracks],
+            "scale": [t.scale for t in tracks], "clip_soft": [t.clip_soft for t in tracks]}  # fmt: skip
 
 
 def _with_background(

@@ -100,7 +100,7 @@ _UNIT_NAME = "chunk_{:07d}.npz"  # a chunk's file in the work directory
 _PLAN_ARGS = (
     "stats", "tracks", "track_sheet", "head", "rc", "shifts", "genes_gtf", "center_bins",
     "tss_width", "gene_score", "on_ref_mismatch", "group_span", "batch_size", "device",
-    "background",
+    "background", "untransform",
 )  # fmt: skip
 
 
@@ -142,6 +142,7 @@ def score_variants(
     tss_width: int = 3,
     gene_score: str | Sequence[str] = ("tss",),
     background: Background | str | os.PathLike[str] | None = None,
+    untransform: str = "auto",
     on_ref_mismatch: Literal["fail", "skip", "flip"] = "fail",
     group_span: int | None = None,
     batch_size: int = 1,
@@ -197,6 +198,14 @@ def score_variants(
         of ``enformer score --make-background``): adds ``<stat>_quantile`` (fraction of the
         background's absolute values at most the score's, per track) and
         ``<stat>_signed_quantile`` columns. Its settings and model must match this run's.
+    untransform : {'auto', 'none', 'basenji', 'baskerville'}, optional
+        Un-squash the predictions per track before the statistics, as Borzoi's scripts do
+        (:func:`~enformer.data.datasets.bigwig.restore_coverage`, from the track sheet's
+        ``sum_stat``, ``scale`` and ``clip_soft``): ``'basenji'`` for models trained on
+        Basenji-transformed coverage (the released Borzoi and Flashzoi; ``borzoi_sed.py -u``),
+        ``'baskerville'`` for models trained with baskerville's ``hound`` transforms.
+        ``'auto'`` (default): ``'basenji'`` for a Borzoi-family model with a track sheet, else
+        ``'none'`` (Enformer's scores are read on its outputs, as DeepMind's).
     on_ref_mismatch : {'fail', 'skip', 'flip'}, optional
         What to do when REF does not match the genome (see :mod:`enformer.variants.sequences`).
     group_span : int, optional
@@ -298,6 +307,7 @@ def write_scores(
     tss_width: int = 3,
     gene_score: str | Sequence[str] = ("tss",),
     background: Background | str | os.PathLike[str] | None = None,
+    untransform: str = "auto",
     on_ref_mismatch: Literal["fail", "skip", "flip"] = "fail",
     group_span: int | None = None,
     batch_size: int = 1,
@@ -322,8 +332,8 @@ def write_scores(
     Parameters
     ----------
     model, variants, genome, stats, tracks, track_sheet, head, rc, shifts, genes_gtf,
-    center_bins, tss_width, gene_score, background, on_ref_mismatch, group_span, batch_size,
-    device, progress, predictor
+    center_bins, tss_width, gene_score, background, untransform, on_ref_mismatch, group_span,
+    batch_size, device, progress, predictor
         As for :func:`score_variants`.
     out : str or os.PathLike
         Output file.

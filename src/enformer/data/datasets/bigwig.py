@@ -17,7 +17,7 @@ from ..genome import Genome, Interval, read_bed
 from ..tracks import Track, TrackSheet
 from .common import Sample, Transform, check_index, codes_onehot, fetch_codes, open_genome
 
-__all__ = ["BigWigDataset", "summarize_coverage"]
+__all__ = ["BigWigDataset", "restore_coverage", "summarize_coverage"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,60 @@ def summarize_coverage(
         if clip is not None:
             out = np.clip(out, -clip, clip)
     return out.astype(np.float32)
+
+
+def restore_coverage(
+    values: np.ndarray,
+    *,
+    sum_stat: Sequence[str | None],
+    scale: Sequence[float | None],
+    clip_soft: Sequence[float | None],
+    transform: Transform = "basenji",
+    unscale: bool = False,
+) -> np.ndarray:
+    """Undo :func:`summarize_coverage`'s squashing of predictions ``(..., tracks)``, per track,
+    as baskerville's ``untransform_preds1`` (``'basenji'``) and ``untransform_preds``
+    (``'baskerville'``) do before Borzoi's scripts sum a gene's exon bins.
+
+    * ``'basenji'``: divide by ``scale``; above ``clip_soft``, ``c + (x - c) ** 2``; for
+      ``sum_sqrt`` tracks the 4/3 power (undoing ``sum ** 0.75``); times ``scale`` again unless
+      ``unscale``. So by default the values are the summed coverage times ``scale``, the
+      units of Borzoi's published scores.
+    * ``'baskerville'``: above ``clip_soft``, ``c - 1 + (x - c + 1) ** 2``; for ``*_sqrt`` tracks
+      ``(x + 1) ** 2 - 1`` and for ``sum_exp75`` ``(x + 1) ** (4/3) - 1``; divided by ``scale``
+      if ``unscale``.
+
+    A hard clip cannot be undone. ``None`` entries mean: no soft clip, scale 1, ``sum``.
+    Returns float32 values of the shape of ``values``.
+    """
+    x = np.array(values, dtype=np.float64)  # a copy
+    n = x.shape[-1]
+    if not len(sum_stat) == len(scale) == len(clip_soft) == n:
+        raise ValueError(f"restore_coverage: {n} tracks but {len(sum_stat)} sum_stat, "
+                         f"{len(scale)} scale and {len(clip_soft)} clip_soft values")  # fmt: skip
+    if transform not in ("basenji", "baskerville"):
+        raise ValueError(f"transform must be 'basenji' or 'baskerville', not {transform!r}")
+    factor = np.array([1.0 if s is None else float(s) for s in scale])
+    soft = np.array([np.inf if c is None else float(c) for c in clip_soft])
+    stats = [(s or "sum").lower() for s in sum_stat]
+    if transform == "basenji":
+        x /= factor
+        over = x > soft
+        x = np.where(over, soft + (x - np.where(over, soft, 0.0)) ** 2, x)
+        sqrt = np.array([s == "sum_sqrt" for s in stats])
+        x[..., sqrt] = np.maximum(x[..., sqrt], 0.0) ** (4.0 / 3.0)
+        if not unscale:
+            x *= factor
+    else:
+        over = x > soft
+        x = np.where(over, soft - 1.0 + (x - np.where(over, soft, 0.0) + 1.0) ** 2, x)
+        sqrt = np.array([s in ("sum_sqrt", "mean_sqrt", "avg_sqrt") for s in stats])
+        exp75 = np.array([s == "sum_exp75" for s in stats])
+        x[..., sqrt] = (np.maximum(x[..., sqrt], -1.0) + 1.0) ** 2 - 1.0
+        x[..., exp75] = (np.maximum(x[..., exp75], -1.0) + 1.0) ** (4.0 / 3.0) - 1.0
+        if unscale:
+            x /= factor
+    return x.astype(np.float32)
 
 
 class _Blacklist:
