@@ -212,13 +212,7 @@ def make_plan(
         tss, genes_label = TSSIndex.from_gtf(genes_gtf), str(Path(genes_gtf))
         if set(regions) - {"tss"}:
             annotation = Annotation.read(genes_gtf)
-    if device is None:
-        try:
-            run_device = next(model.parameters()).device
-        except StopIteration:
-            run_device = torch.device("cpu")
-    else:
-        run_device = parse_device(device)
+    run_device = _run_device(model, device)
     chosen = selection.indices
     descriptions = selection.descriptions if sheet is not None else None
     window = _window_metadata(geometry, center_bins, tss, genes_label, tss_width, regions,
@@ -322,6 +316,16 @@ def _untransform(
     tracks = [sheet[i] for i in chosen]
     return {"transform": name, "sum_stat": [t.sum_stat for t in tracks],
             "scale": [t.scale for t in tracks], "clip_soft": [t.clip_soft for t in tracks]}  # fmt: skip
+
+
+def _run_device(model: torch.nn.Module, device: str | torch.device | None) -> torch.device:
+    """``device``, or by default the model's (CPU for a model without parameters)."""
+    if device is not None:
+        return parse_device(device)
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
 
 
 def _with_background(
