@@ -564,7 +564,8 @@ class Borzoi(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """The heads (Dense + softplus; ``heads``: names, default all) on an embedding
         ``(B, bins, final_filters)``."""
-        return {name: F.softplus(self.heads[name](embedding)) for name in head_names(self.heads, heads)}
+        names = head_names(self.heads, heads)
+        return {name: F.softplus(self.heads[name](embedding)) for name in names}
 
     def forward(
         self, x: torch.Tensor, heads: str | list[str] | None = None

@@ -12,7 +12,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["head_names", "gelu", "ConvBlock", "SoftmaxPooling1D", "Stem", "ConvTowerBlock", "crop_to_target"]
+__all__ = [
+    "ConvBlock", "ConvTowerBlock", "SoftmaxPooling1D", "Stem", "crop_to_target", "gelu",
+    "head_names",
+]  # fmt: skip
 
 
 def head_names(heads: nn.ModuleDict, chosen: str | Sequence[str] | None) -> list[str]:

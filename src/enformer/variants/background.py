@@ -37,7 +37,8 @@ from ..io.jobs import write_bytes_atomic
 
 __all__ = ["Background", "draw_random_snvs", "make_background", "quantile_names"]
 
-_SETTINGS = ("stats", "head", "tracks", "window", "shifts", "rc", "untransform")  # must match to compare
+# Settings that must match to compare.
+_SETTINGS = ("stats", "head", "tracks", "window", "shifts", "rc", "untransform")
 
 
 def quantile_names(stat: str) -> tuple[str, str]:

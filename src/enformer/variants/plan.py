@@ -315,7 +315,8 @@ def _untransform(
                          "scale and clip_soft columns): pass track_sheet / --targets")  # fmt: skip
     tracks = [sheet[i] for i in chosen]
     return {"transform": name, "sum_stat": [t.sum_stat for t in tracks],
-            "scale": [t.scale for t in tracks], "clip_soft": [t.clip_soft for t in tracks]}  # fmt: skip
+            "scale": [t.scale for t in tracks],
+            "clip_soft": [t.clip_soft for t in tracks]}  # fmt: skip
 
 
 def _run_device(model: torch.nn.Module, device: str | torch.device | None) -> torch.device:
