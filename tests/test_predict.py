@@ -122,6 +122,19 @@ def test_arrays_strings_and_tensors_match_the_model(tiny_model):
     np.testing.assert_allclose(p_one.values["human"][0], p_str.values["human"][0], rtol=1e-6)
 
 
+def test_only_the_heads_asked_for_are_computed(tiny_model):
+    """predict(head="mouse") runs the mouse head only: the human head is never called."""
+    calls = {"human": 0, "mouse": 0}
+    hooks = [tiny_model.heads[h].register_forward_hook(
+        lambda *_, h=h: calls.__setitem__(h, calls[h] + 1)) for h in calls]  # fmt: skip
+    try:
+        predict(tiny_model, random_onehot(1, 2048, seed=4).numpy(), head="mouse", progress=False)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls == {"human": 0, "mouse": 1}
+
+
 def test_genome_intervals_are_centred_windows_with_coordinates(tiny_model, genome):
     iv = Interval("chr1", 300_000, 300_100, name="locus")
     p = predict(
