@@ -138,3 +138,31 @@ def test_borzoi_exon_scores_as_borzoi_sed(tmp_path, calico_folder, shared_data):
     assert (got["REF"][rna] > 1.01 * raw_rows["REF"].to_numpy()[rna]).all()
     cage = np.arange(n) >= n // 2
     np.testing.assert_allclose(got["REF"][cage], raw_rows["REF"].to_numpy()[cage], rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::enformer.data.genome.reference.GenomeWarning")
+def test_borzoi_exon_scores_of_a_vcf_from_the_command_line(tmp_path, calico_folder, shared_data):
+    """``enformer score --gene-score exons`` on the shared GTEx VCF with a tiny Borzoi: genes
+    whose TSS lies outside the output window but whose exons reach into it get rows too (their
+    name read from the GTF), and exact reuse gives the numbers of full forwards."""
+    import pandas as pd
+
+    from enformer.cli.main import main
+
+    n = 24
+    (tmp_path / "targets.txt").write_text(_sheet_text(n))
+    common = ["score", "--weights", str(calico_folder),
+              "--fasta", str(shared_data / "genome" / "hg38_subset.fa.gz"),
+              "--vcf", str(shared_data / "variants" / "gtex_eqtl_chr1.vcf"),
+              "--targets", str(tmp_path / "targets.txt"),
+              "--genes", str(shared_data / "annotations" / "gencode_hg38_subset.gtf"),
+              "--gene-score", "exons", "--stats", "logSED", "-q"]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "reuse.tsv")]) == 0
+    assert main([*common, "--no-reuse", "--out", str(tmp_path / "naive.tsv")]) == 0
+    reuse, naive = (pd.read_csv(tmp_path / f, sep="\t") for f in ("reuse.tsv", "naive.tsv"))
+    genes = reuse.drop_duplicates(["id", "gene_id"])
+    half_span = 2016 * 32 // 2  # the tiny Borzoi's output bins x 32 bp, halved
+    outside = genes[genes["tss_distance"].abs() > half_span]
+    assert len(outside) > 0 and outside["gene_name"].notna().all()
+    assert (reuse["gene_region"] == "exons").all() and len(reuse) == len(genes) * n
+    np.testing.assert_allclose(reuse["logSED"], naive["logSED"], rtol=0, atol=1e-5)

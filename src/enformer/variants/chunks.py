@@ -179,7 +179,7 @@ def _gene_units(
     units = []
     for gid in [*with_tss, *(g for g in overlapping if g not in with_tss)]:
         tss_gene, gene = with_tss.get(gid), overlapping.get(gid)
-        name = tss_gene.gene_name if tss_gene is not None else gene.gene_name
+        name = tss_gene.gene_name if tss_gene is not None else gene.name
         strand = tss_gene.strand if tss_gene is not None else gene.strand
         sites = tss_gene.tss if tss_gene is not None else (gene.tss,)
         sign = 1 if strand == "+" else -1
