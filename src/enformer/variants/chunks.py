@@ -289,9 +289,9 @@ def score_chunk(
             device=plan.device,
         )
         bar.update(len(batch))
+        refs_pred, alts_pred = plan.restore(preds.ref), plan.restore(preds.alt)  # each once
         for k, j in enumerate(batch.tolist()):
-            ref_pred = plan.restore(np.asarray(preds.ref[local[k]], dtype=np.float32))
-            alt_pred = plan.restore(np.asarray(preds.alt[k], dtype=np.float32))
+            ref_pred, alt_pred = refs_pred[local[k]], alts_pred[k]
             for values, gene in _score_units(plan, windows.placements[j], ref_pred, alt_pred):
                 unit_scores[j].append(values)
                 if gene is not None:

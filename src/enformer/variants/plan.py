@@ -102,9 +102,11 @@ class ScorePlan:
     untransform: dict[str, Any] | None = None
 
     def restore(self, pred: np.ndarray) -> np.ndarray:
-        """Predictions ``(bins, tracks)`` of the scored tracks in the units the statistics
-        read: unchanged, or un-squashed by :func:`~enformer.data.datasets.bigwig.restore_coverage`
-        with ``untransform``'s transform and the tracks' sheet values."""
+        """Predictions ``(..., bins, tracks)`` of the scored tracks as float32 in the units the
+        statistics read: unchanged, or un-squashed by
+        :func:`~enformer.data.datasets.bigwig.restore_coverage` with ``untransform``'s
+        transform and the tracks' sheet values."""
+        pred = np.asarray(pred, dtype=np.float32)
         if self.untransform is None:
             return pred
         return restore_coverage(pred, **self.untransform)

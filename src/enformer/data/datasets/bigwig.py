@@ -144,36 +144,36 @@ def restore_coverage(
       if ``unscale``.
 
     A hard clip cannot be undone. ``None`` entries mean: no soft clip, scale 1, ``sum``.
-    Returns float32 values of the shape of ``values``.
+    Returns float32 values of the shape of ``values`` (computed in float32).
     """
-    x = np.array(values, dtype=np.float64)  # a copy
+    x = np.array(values, dtype=np.float32)  # a copy, worked on in place
     n = x.shape[-1]
     if not len(sum_stat) == len(scale) == len(clip_soft) == n:
         raise ValueError(f"restore_coverage: {n} tracks but {len(sum_stat)} sum_stat, "
                          f"{len(scale)} scale and {len(clip_soft)} clip_soft values")  # fmt: skip
     if transform not in ("basenji", "baskerville"):
         raise ValueError(f"transform must be 'basenji' or 'baskerville', not {transform!r}")
-    factor = np.array([1.0 if s is None else float(s) for s in scale])
-    soft = np.array([np.inf if c is None else float(c) for c in clip_soft])
+    factor = np.array([1.0 if s is None else s for s in scale], dtype=np.float32)
+    soft = np.array([np.inf if c is None else c for c in clip_soft], dtype=np.float32)
     stats = [(s or "sum").lower() for s in sum_stat]
     if transform == "basenji":
         x /= factor
-        over = x > soft
-        x = np.where(over, soft + (x - np.where(over, soft, 0.0)) ** 2, x)
+    over = x > soft  # the soft clip's inverse: c + (x - c)^2, shifted by 1 in baskerville's
+    c = np.broadcast_to(soft, x.shape)[over] - (0.0 if transform == "basenji" else 1.0)
+    x[over] = c + (x[over] - c) ** 2
+    if transform == "basenji":
         sqrt = np.array([s == "sum_sqrt" for s in stats])
         x[..., sqrt] = np.maximum(x[..., sqrt], 0.0) ** (4.0 / 3.0)
         if not unscale:
             x *= factor
-    else:
-        over = x > soft
-        x = np.where(over, soft - 1.0 + (x - np.where(over, soft, 0.0) + 1.0) ** 2, x)
-        sqrt = np.array([s in ("sum_sqrt", "mean_sqrt", "avg_sqrt") for s in stats])
-        exp75 = np.array([s == "sum_exp75" for s in stats])
-        x[..., sqrt] = (np.maximum(x[..., sqrt], -1.0) + 1.0) ** 2 - 1.0
-        x[..., exp75] = (np.maximum(x[..., exp75], -1.0) + 1.0) ** (4.0 / 3.0) - 1.0
-        if unscale:
-            x /= factor
-    return x.astype(np.float32)
+        return x
+    sqrt = np.array([s in ("sum_sqrt", "mean_sqrt", "avg_sqrt") for s in stats])
+    exp75 = np.array([s == "sum_exp75" for s in stats])
+    x[..., sqrt] = (np.maximum(x[..., sqrt], -1.0) + 1.0) ** 2 - 1.0
+    x[..., exp75] = (np.maximum(x[..., exp75], -1.0) + 1.0) ** (4.0 / 3.0) - 1.0
+    if unscale:
+        x /= factor
+    return x
 
 
 class _Blacklist:
