@@ -166,3 +166,26 @@ def test_borzoi_exon_scores_of_a_vcf_from_the_command_line(tmp_path, calico_fold
     assert len(outside) > 0 and outside["gene_name"].notna().all()
     assert (reuse["gene_region"] == "exons").all() and len(reuse) == len(genes) * n
     np.testing.assert_allclose(reuse["logSED"], naive["logSED"], rtol=0, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::enformer.data.genome.reference.GenomeWarning")
+def test_borzoi_without_a_sheet_says_its_scores_stay_squashed(calico_folder, shared_data, caplog):
+    """Without a track sheet nothing can be un-squashed: a Borzoi run says so (once, naming
+    the fix) and records no untransform; --untransform none is the quiet way to ask for that."""
+    from enformer.data.genome import Genome
+    from enformer.model.borzoi import Borzoi
+    from enformer.variants import score_variants
+
+    model = Borzoi.from_pretrained(str(calico_folder))
+    with Genome(shared_data / "genome" / "hg38_subset.fa.gz") as genome:
+        ref = genome.fetch("chr1", 930_000, 930_001)
+        variant = [f"chr1:930001:{ref}>{'C' if ref != 'C' else 'G'}"]
+        with caplog.at_level("WARNING", logger="enformer.variants.plan"):
+            table = score_variants(model, variant, genome, progress=False)
+        assert "pass its targets_human.txt" in caplog.text
+        assert table.attrs["metadata"]["untransform"] is None
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="enformer.variants.plan"):
+            quiet = score_variants(model, variant, genome, untransform="none", progress=False)
+        assert caplog.text == ""
+    np.testing.assert_array_equal(quiet["SAD"], table["SAD"])

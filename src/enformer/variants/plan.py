@@ -309,6 +309,13 @@ def _untransform(
         raise ValueError(f"untransform must be one of {', '.join(UNTRANSFORMS)}; got {name!r}")
     if name == "auto":
         borzoi = getattr(config, "family", "enformer") == "borzoi"
+        if borzoi and sheet is None:
+            logger.warning(
+                "no track sheet for this Borzoi model: scores are computed on its squashed "
+                "outputs (RNA-seq to the power 3/4, soft-clipped, scaled), not on coverage as "
+                "Borzoi's scripts report them; pass its targets_human.txt (--targets / "
+                "track_sheet) to un-squash, or --untransform none to silence this"
+            )
         name = "basenji" if borzoi and sheet is not None else "none"
     if name == "none":
         return None
