@@ -43,7 +43,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     opt.add_head_option(p, "head to evaluate (default: 'human' if present, else the first)")
     p.add_argument("--pool", type=int, default=1, help="pool this many target bins into one")
-    p.add_argument("--genome", metavar="FASTA", help="genome to extend TFRecord windows")
+    p.add_argument("--genome", metavar="FASTA", help="genome to extend TFRecord windows (and "
+                   "the sequences of BigWig data)")
+    p.add_argument("--tracks-dir", metavar="DIR", help="BigWig data: the folder holding the "
+                   "sheet's files (default: as the sheet names them, or beside the sheet)")
     p.add_argument(
         "--sequence-length", type=int, metavar="BP", help="model input length (default: records')"
     )
@@ -101,6 +104,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         path=str(args.data),
         genome=args.genome,
         targets=args.targets if args.targets and os.path.isfile(args.targets) else None,
+        tracks_dir=args.tracks_dir,
         sequence_length=args.sequence_length,
         pool=args.pool,
         max_shift=0,

@@ -229,8 +229,8 @@ def _resolve_track_file(track: Track, sheet_dir: Path | None, tracks_dir: Path |
     tried = "\n".join(f"  - {c}" for c in dict.fromkeys(candidates))
     raise FileNotFoundError(
         f"BigWig file of track {track.index} ({track.identifier}) not found: {track.file!r}. "
-        f"Looked at:\n{tried}\nPass tracks_dir= (the folder holding the files) or fix the "
-        "sheet's 'file' column"
+        f"Looked at:\n{tried}\nPass tracks_dir= / --tracks-dir (the folder of the files) or "
+        "fix the sheet's 'file' column"
     )
 
 
