@@ -566,3 +566,16 @@ def test_closed_genome(tmp_path):
         g.fetch("s", 0, 2)
     g.close()  # idempotent
     assert "closed" in repr(g)
+
+
+def test_fetch_names_a_non_nucleotide_by_its_coordinate(tmp_path):
+    """A FASTA letter that is no nucleotide code stops a fetch with the file, the character and
+    its 1-based coordinate (not its index in some window); IUPAC codes and lower case pass."""
+    fasta = tmp_path / "odd.fa"
+    fasta.write_text(">s\nACGTRYacgtZZACGT\n")
+    with Genome(fasta) as genome:
+        assert genome.fetch("s", 0, 10) == "ACGTRYACGT"
+        with pytest.raises(ValueError, match=r"odd\.fa has 'Z' at s:11 \(1-based\)"):
+            genome.fetch("s", 2, 14)
+        with pytest.raises(ValueError, match=r"'Z' at s:11 "):
+            genome.fetch("s", -5, 20)  # padded windows report the same coordinate

@@ -22,6 +22,7 @@ __all__ = [
     "ALPHABET",
     "COMPLEMENT",
     "decode",
+    "first_invalid",
     "one_hot",
     "random_sequence",
     "reverse_complement",
@@ -314,14 +315,21 @@ def reverse_complement_str(seq: str) -> str:
         If ``seq`` contains a character that is not a nucleotide code, naming it and its
         0-based position.
     """
-    bad = seq.translate(_DELETE_VALID)
-    if bad:
-        pos = seq.index(bad[0])
+    pos = first_invalid(seq)
+    if pos is not None:
         raise ValueError(
-            f"sequence contains {bad[0]!r} at position {pos}; only A, C, G, T, N and IUPAC "
+            f"sequence contains {seq[pos]!r} at position {pos}; only A, C, G, T, N and IUPAC "
             "ambiguity codes are allowed"
         )
     return seq.translate(COMPLEMENT)[::-1]
+
+
+def first_invalid(seq: str) -> int | None:
+    """0-based position of the first character of ``seq`` that is not a nucleotide code (A, C,
+    G, T, N or an IUPAC ambiguity code, either case), or ``None``; one C-level pass when the
+    sequence is clean."""
+    bad = seq.translate(_DELETE_VALID)
+    return seq.index(bad[0]) if bad else None
 
 
 def random_sequence(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from ..sequence import COMPLEMENT
+from ..sequence import COMPLEMENT, first_invalid
 from .fasta import FastaReader, open_fasta
 from .names import find_alias, resolve_chrom_name
 from .regions import Interval, as_int
@@ -174,7 +174,8 @@ class Genome:
         ------
         ValueError
             If the chromosome is unknown, ``end < start``, the range does not overlap the
-            chromosome at all (usually a different assembly), or the file cannot be read.
+            chromosome at all (usually a different assembly), the file cannot be read, or the
+            range holds a character that is not a nucleotide code (named with its coordinate).
         """
         name = self.resolve_chrom(chrom)
         start, end = as_int(start), as_int(end)
@@ -204,6 +205,12 @@ class Genome:
                 "`samtools faidx`)"
             )
         seq = seq.upper()
+        bad = first_invalid(seq)
+        if bad is not None:
+            raise ValueError(
+                f"{self.path.name} has {seq[bad]!r} at {name}:{lo + bad + 1:,} (1-based), not "
+                "a nucleotide code (A, C, G, T, N or IUPAC): the FASTA is damaged or not DNA"
+            )
         left, right = lo - start, end - hi
         if left or right:
             if self.warn_padding:
